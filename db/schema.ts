@@ -1,0 +1,173 @@
+/**
+ * The app's own tables. Field names of data_sources and data_source_sync_logs are the
+ * seed's (see ../../shared/reference); migrations in db/migrations are generated from here
+ * with `deno task db:generate`.
+ */
+import { sql } from "drizzle-orm";
+import {
+  boolean,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+export const DATA_SOURCE_TYPES = [
+  "POSTGRESQL",
+  "MYSQL",
+  "MONGODB",
+  "REST_API",
+  "GRAPHQL",
+  "S3",
+  "GOOGLE_SHEETS",
+  "CSV_FILE",
+] as const;
+export type DataSourceType = (typeof DATA_SOURCE_TYPES)[number];
+
+export const DATA_SOURCE_STATUSES = [
+  "CONNECTED",
+  "DISCONNECTED",
+  "ERROR",
+  "TESTING",
+  "CONFIGURING",
+] as const;
+export type DataSourceStatus = (typeof DATA_SOURCE_STATUSES)[number];
+
+export const ROLES = ["ADMIN", "USER"] as const;
+export type Role = (typeof ROLES)[number];
+
+export const roleEnum = pgEnum("role", ROLES);
+export const dataSourceTypeEnum = pgEnum("data_source_type", DATA_SOURCE_TYPES);
+export const dataSourceStatusEnum = pgEnum("data_source_status", DATA_SOURCE_STATUSES);
+
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+
+export const users = pgTable("users", {
+  id: text("id").primaryKey(),
+  email: text("email").notNull(),
+  passwordHash: text("password_hash").notNull(),
+  role: roleEnum("role").notNull().default("USER"),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex("users_email_lower_idx").on(sql`lower(${t.email})`)]);
+
+/** `id` is the SHA-256 of the cookie token: the token itself is never stored. */
+export const sessions = pgTable("sessions", {
+  id: text("id").primaryKey(),
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  createdAt: createdAt(),
+}, (t) => [index("sessions_user_idx").on(t.userId)]);
+
+/** Bearer tokens for scripts; only the SHA-256 of the token is stored. */
+export const apiTokens = pgTable("api_tokens", {
+  id: text("id").primaryKey(),
+  userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  name: text("name").notNull(),
+  tokenHash: text("token_hash").notNull().unique(),
+  createdAt: createdAt(),
+  lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+}, (t) => [index("api_tokens_user_idx").on(t.userId)]);
+
+export const dataSources = pgTable("data_sources", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  description: text("description"),
+  type: dataSourceTypeEnum("type").notNull(),
+  status: dataSourceStatusEnum("status").notNull().default("CONFIGURING"),
+  /** Non-secret, type-specific settings (see connectors/<type>.ts). */
+  configuration: jsonb("configuration").$type<Record<string, unknown>>().notNull().default({}),
+  host: text("host"),
+  port: integer("port"),
+  database: text("database"),
+  ssl: boolean("ssl").notNull().default(false),
+  username: text("username"),
+  /** Vault envelope (JSON text), never plaintext. */
+  password: text("password"),
+  /** Vault envelope (JSON text), never plaintext. */
+  apiKey: text("api_key"),
+  /** The type's other secrets (secretKey, credentials, secret header values): field → envelope. */
+  secrets: jsonb("secrets").$type<Record<string, string>>().notNull().default({}),
+  lastConnectionTest: timestamp("last_connection_test", { withTimezone: true }),
+  lastSuccessfulSync: timestamp("last_successful_sync", { withTimezone: true }),
+  connectionError: text("connection_error"),
+  totalRecords: integer("total_records").notNull().default(0),
+  totalSyncs: integer("total_syncs").notNull().default(0),
+  failedSyncs: integer("failed_syncs").notNull().default(0),
+  avgResponseTime: doublePrecision("avg_response_time"),
+  /** Restrict: removing a user never silently removes the sources it created. */
+  createdById: text("created_by_id").notNull().references(() => users.id, {
+    onDelete: "restrict",
+  }),
+  createdAt: createdAt(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  index("data_sources_created_by_idx").on(t.createdById),
+  index("data_sources_created_at_idx").on(t.createdAt),
+]);
+
+export const dataSourceSyncLogs = pgTable("data_source_sync_logs", {
+  id: text("id").primaryKey(),
+  dataSourceId: text("data_source_id").notNull().references(() => dataSources.id, {
+    onDelete: "cascade",
+  }),
+  startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),
+  completedAt: timestamp("completed_at", { withTimezone: true }),
+  success: boolean("success").notNull().default(false),
+  recordsSync: integer("records_sync").notNull().default(0),
+  errorMessage: text("error_message"),
+  /** Milliseconds. */
+  duration: integer("duration"),
+  mode: text("mode").notNull().default("full_refresh"),
+  /** Records per stream: { "<stream>": count }. */
+  streams: jsonb("streams").$type<Record<string, number>>().notNull().default({}),
+  createdAt: createdAt(),
+}, (t) => [index("sync_logs_source_started_idx").on(t.dataSourceId, t.startedAt)]);
+
+export type AuditMetadata = {
+  ip?: string;
+  userAgent?: string;
+  timestamp: string;
+  outcome: "success" | "failure" | "denied";
+  [key: string]: unknown;
+};
+
+export const auditLogs = pgTable("audit_logs", {
+  id: text("id").primaryKey(),
+  userId: text("user_id").references(() => users.id, { onDelete: "set null" }),
+  action: text("action").notNull(),
+  entityType: text("entity_type").notNull(),
+  entityId: text("entity_id"),
+  metadata: jsonb("metadata").$type<AuditMetadata>().notNull(),
+  createdAt: createdAt(),
+}, (t) => [
+  index("audit_logs_created_idx").on(t.createdAt),
+  index("audit_logs_user_idx").on(t.userId),
+  index("audit_logs_action_idx").on(t.action),
+]);
+
+/** Counters for rate-limiter-flexible's RateLimiterDrizzle: shared by every instance. */
+export const rateLimits = pgTable("rate_limits", {
+  key: text("key").primaryKey(),
+  points: integer("points").notNull().default(0),
+  expire: timestamp("expire", { withTimezone: true }),
+});
+
+export type User = typeof users.$inferSelect;
+export type DataSource = typeof dataSources.$inferSelect;
+export type SyncLog = typeof dataSourceSyncLogs.$inferSelect;
+export type AuditLog = typeof auditLogs.$inferSelect;
+
+/**
+ * One known value per key version, encrypted with that key: lets the app refuse to start
+ * with a wrong ENCRYPTION_MASTER_KEY instead of failing on every secret later.
+ */
+export const vaultCanaries = pgTable("vault_canaries", {
+  version: integer("version").primaryKey(),
+  canary: text("canary").notNull(),
+  createdAt: createdAt(),
+});

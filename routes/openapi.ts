@@ -1,0 +1,204 @@
+/** `GET /api/openapi.json`: the API described from the same zod schemas that validate it. */
+import { z } from "zod";
+import { connectors } from "../connectors/mod.ts";
+import { newUserSchema } from "../db/users.ts";
+import { auditQuerySchema } from "./audit_logs.ts";
+import { loginSchema } from "./auth.ts";
+import { createSourceSchema, listQuerySchema, updateSourceSchema } from "./data_sources.ts";
+import { createTokenSchema } from "./tokens.ts";
+import { updateUserSchema } from "./users.ts";
+
+type JsonSchema = Record<string, unknown>;
+
+function schemaOf(schema: z.ZodType): JsonSchema {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
+    io: "input",
+    unrepresentable: "any",
+  }) as JsonSchema;
+  return rest;
+}
+
+function queryParameters(schema: z.ZodObject) {
+  const json = schemaOf(schema) as { properties?: Record<string, JsonSchema> };
+  return Object.entries(json.properties ?? {}).map(([name, property]) => ({
+    name,
+    in: "query",
+    required: false,
+    schema: property,
+  }));
+}
+
+const errorResponse = { $ref: "#/components/responses/Error" };
+
+function body(ref: string) {
+  return {
+    required: true,
+    content: { "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } },
+  };
+}
+
+function ok(description: string) {
+  return { description, content: { "application/json": { schema: {} } } };
+}
+
+const idParameter = { name: "id", in: "path", required: true, schema: { type: "string" } };
+
+let cached: JsonSchema | undefined;
+
+/** The OpenAPI 3.1 document; built once. */
+export function openApiDocument(): JsonSchema {
+  if (cached) return cached;
+  const settings = Object.fromEntries(
+    Object.entries(connectors).map(([type, spec]) => [
+      `${type}Settings`,
+      {
+        description: `${spec.label}: top-level fields or \`configuration\`; secret fields ` +
+          `(${Object.keys(spec.secretsSchema.shape).join(", ") || "none"}) are stored encrypted`,
+        ...schemaOf(spec.configSchema.extend(spec.secretsSchema.shape)),
+      },
+    ]),
+  );
+  cached = {
+    openapi: "3.1.0",
+    info: {
+      title: "Dafel Data Sources API",
+      version: "1.0.0",
+      description: "Authenticate with a session cookie or `Authorization: Bearer <token>`.",
+    },
+    components: {
+      securitySchemes: {
+        bearer: { type: "http", scheme: "bearer" },
+        session: { type: "apiKey", in: "cookie", name: "dafel_session" },
+      },
+      responses: {
+        Error: {
+          description: "An error",
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["error", "code"],
+                properties: {
+                  error: { type: "string" },
+                  code: { type: "string" },
+                  details: {
+                    type: "array",
+                    items: {
+                      type: "object",
+                      properties: { path: { type: "string" }, message: { type: "string" } },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+      schemas: {
+        Login: schemaOf(loginSchema),
+        CreateToken: schemaOf(createTokenSchema),
+        CreateUser: schemaOf(newUserSchema),
+        UpdateUser: schemaOf(updateUserSchema),
+        CreateDataSource: schemaOf(createSourceSchema),
+        UpdateDataSource: schemaOf(updateSourceSchema),
+        ...settings,
+      },
+    },
+    security: [{ bearer: [] }, { session: [] }],
+    paths: {
+      "/api/auth/login": {
+        post: {
+          summary: "Sign in; sets the session cookie",
+          security: [],
+          requestBody: body("Login"),
+          responses: { 200: ok("The user"), 401: errorResponse, 429: errorResponse },
+        },
+      },
+      "/api/auth/logout": { post: { summary: "Sign out", responses: { 200: ok("Signed out") } } },
+      "/api/auth/me": {
+        get: { summary: "The signed-in user", responses: { 200: ok("The user") } },
+      },
+      "/api/tokens": {
+        get: { summary: "Your API tokens", responses: { 200: ok("Tokens, without values") } },
+        post: {
+          summary: "Create an API token (its value is shown once)",
+          requestBody: body("CreateToken"),
+          responses: { 201: ok("The token with its value"), 400: errorResponse },
+        },
+      },
+      "/api/tokens/{id}": {
+        delete: {
+          summary: "Revoke a token",
+          parameters: [idParameter],
+          responses: { 204: { description: "Revoked" }, 404: errorResponse },
+        },
+      },
+      "/api/users": {
+        get: { summary: "Users (ADMIN)", responses: { 200: ok("Users"), 403: errorResponse } },
+        post: {
+          summary: "Create a user (ADMIN)",
+          requestBody: body("CreateUser"),
+          responses: { 201: ok("The user"), 400: errorResponse, 409: errorResponse },
+        },
+      },
+      "/api/users/{id}": {
+        patch: {
+          summary: "Change a user's role (ADMIN)",
+          parameters: [idParameter],
+          requestBody: body("UpdateUser"),
+          responses: { 200: ok("The user"), 404: errorResponse, 409: errorResponse },
+        },
+        delete: {
+          summary: "Remove a user (ADMIN)",
+          parameters: [idParameter],
+          responses: { 204: { description: "Removed" }, 409: errorResponse },
+        },
+      },
+      "/api/data-sources": {
+        get: {
+          summary: "Data sources you can see; X-Total-Count has the total",
+          parameters: queryParameters(listQuerySchema),
+          responses: { 200: ok("Sanitized data sources") },
+        },
+        post: {
+          summary: "Register a data source (settings per type: see the *Settings schemas)",
+          requestBody: body("CreateDataSource"),
+          responses: { 201: ok("{id, name, type, status, createdAt}"), 400: errorResponse },
+        },
+      },
+      "/api/data-sources/{id}": {
+        get: {
+          summary: "One data source",
+          parameters: [idParameter],
+          responses: { 200: ok("Sanitized"), 403: errorResponse, 404: errorResponse },
+        },
+        put: {
+          summary: "Change a data source; a secret left out keeps its value, null clears it",
+          parameters: [idParameter],
+          requestBody: body("UpdateDataSource"),
+          responses: { 200: ok("Sanitized"), 400: errorResponse, 404: errorResponse },
+        },
+        delete: {
+          summary: "Delete a data source",
+          parameters: [idParameter],
+          responses: { 204: { description: "Deleted" }, 404: errorResponse },
+        },
+      },
+      "/api/audit-logs": {
+        get: {
+          summary: "Audit trail (ADMIN)",
+          parameters: queryParameters(auditQuerySchema),
+          responses: { 200: ok("Audit rows, newest first") },
+        },
+      },
+      "/api/health": {
+        get: {
+          summary: "Liveness and app database status",
+          security: [],
+          responses: { 200: ok("Healthy"), 503: ok("App database unavailable") },
+        },
+      },
+    },
+  };
+  return cached;
+}

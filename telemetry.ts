@@ -1,0 +1,111 @@
+/**
+ * Logs (LogTape, one JSON object per line, secret fields redacted) and metrics
+ * (prom-client). Both are process-wide, set up once at start.
+ */
+import {
+  configure,
+  getJsonLinesFormatter,
+  getLogger,
+  type Logger,
+  type LogLevel,
+  type Sink,
+} from "@logtape/logtape";
+import { redactByField } from "@logtape/redaction";
+import client from "prom-client";
+
+/** Property names whose values never reach a log line. */
+const SECRET_FIELDS = [
+  /pass(word|phrase)?$/i,
+  /secret/i,
+  /token/i,
+  /api_?key/i,
+  /credential/i,
+  /authorization/i,
+  /cookie/i,
+  /^uri$/i,
+  /private_?key/i,
+];
+
+export type LoggingOptions = {
+  level: LogLevel;
+  /** Where finished lines go; stdout by default. Tests pass a collector. */
+  write?: (line: string) => void;
+};
+
+/** Configures LogTape for the process: JSON lines, secrets redacted. */
+export async function configureLogging(options: LoggingOptions): Promise<void> {
+  const formatter = getJsonLinesFormatter({ properties: "flatten", message: "rendered" });
+  const encoder = new TextEncoder();
+  const write = options.write ?? ((line: string) => Deno.stdout.writeSync(encoder.encode(line)));
+  const jsonLines: Sink = (record) => write(formatter(record));
+  await configure({
+    reset: true,
+    sinks: {
+      out: redactByField(jsonLines, {
+        fieldPatterns: SECRET_FIELDS,
+        action: () => "[REDACTED]",
+      }),
+    },
+    loggers: [
+      { category: ["dafel"], lowestLevel: options.level, sinks: ["out"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["out"] },
+    ],
+  });
+}
+
+/** A logger under the app's category: `log("http")` → `dafel.http`. */
+export function log(...category: string[]): Logger {
+  return getLogger(["dafel", ...category]);
+}
+
+export const registry = new client.Registry();
+
+export const metrics = {
+  httpRequests: new client.Counter({
+    name: "http_requests_total",
+    help: "HTTP requests answered, by method, route and status",
+    labelNames: ["method", "route", "status"] as const,
+    registers: [registry],
+  }),
+  httpDuration: new client.Histogram({
+    name: "http_request_duration_seconds",
+    help: "Time to answer an HTTP request",
+    labelNames: ["method", "route"] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  }),
+  connectionDuration: new client.Histogram({
+    name: "datasource_connection_duration_seconds",
+    help: "Duration of connection tests against data sources",
+    labelNames: ["type", "outcome"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  }),
+  connectionTotal: new client.Counter({
+    name: "datasource_connection_total",
+    help: "Connection tests against data sources, by type and outcome (error code on failure)",
+    labelNames: ["type", "outcome"] as const,
+    registers: [registry],
+  }),
+  queryDuration: new client.Histogram({
+    name: "datasource_query_duration_seconds",
+    help: "Duration of discovery, preview and read queries against data sources",
+    labelNames: ["type", "operation"] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+    registers: [registry],
+  }),
+  poolSize: new client.Gauge({
+    name: "connection_pool_size",
+    help: "Connections open in data-source pools of this instance",
+    labelNames: ["type"] as const,
+    registers: [registry],
+  }),
+  poolActive: new client.Gauge({
+    name: "connection_pool_active",
+    help: "Connections of data-source pools of this instance that are running a query",
+    labelNames: ["type"] as const,
+    registers: [registry],
+  }),
+};
+
+client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: undefined });

@@ -1,0 +1,79 @@
+/** The admin shell: navigation, signed-in user, logout; every page renders inside it. */
+import type { Child } from "hono/jsx";
+import { raw } from "hono/html";
+import type { SessionUser } from "../routes/_env.ts";
+
+export const HTMX_SRC = "/static/vendor/htmx-2.0.11.min.js";
+
+type LayoutProps = {
+  title: string;
+  user?: SessionUser | null;
+  /** Which navigation entry is current. */
+  active?: "sources" | "tokens" | "users" | "audit";
+  children: Child;
+};
+
+function NavLink(props: { href: string; current: boolean; children: Child }) {
+  return (
+    <a href={props.href} aria-current={props.current ? "page" : undefined}>
+      {props.children}
+    </a>
+  );
+}
+
+export function Layout(props: LayoutProps) {
+  const user = props.user;
+  return (
+    <>
+      {raw("<!DOCTYPE html>")}
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <meta name="viewport" content="width=device-width, initial-scale=1" />
+          <title>{props.title} · Dafel Data Sources</title>
+          <link rel="stylesheet" href="/static/app.css" />
+          <link rel="icon" href="/static/favicon.svg" type="image/svg+xml" />
+          <script src={HTMX_SRC} defer></script>
+          <script src="/static/app.js" defer></script>
+        </head>
+        <body hx-boost="true">
+          <header class="topbar">
+            <a class="brand" href="/">
+              <img src="/static/favicon.svg" alt="" width="22" height="22" />
+              Dafel Data Sources
+            </a>
+            {user && (
+              <nav aria-label="Main">
+                <NavLink href="/data-sources" current={props.active === "sources"}>
+                  Data sources
+                </NavLink>
+                <NavLink href="/tokens" current={props.active === "tokens"}>API tokens</NavLink>
+                {user.role === "ADMIN" && (
+                  <>
+                    <NavLink href="/users" current={props.active === "users"}>Users</NavLink>
+                    <NavLink href="/audit" current={props.active === "audit"}>Audit log</NavLink>
+                  </>
+                )}
+              </nav>
+            )}
+            {user && (
+              <div class="whoami">
+                <span title={user.role}>{user.email}</span>
+                <form method="post" action="/logout" hx-boost="false">
+                  <button type="submit" class="link">Log out</button>
+                </form>
+              </div>
+            )}
+          </header>
+          <main id="main">{props.children}</main>
+        </body>
+      </html>
+    </>
+  );
+}
+
+/** A form's error summary: what the server said, next to what the user typed. */
+export function FormError(props: { message?: string | null }) {
+  if (!props.message) return null;
+  return <p class="alert error" role="alert">{props.message}</p>;
+}

@@ -1,0 +1,32 @@
+import { defineConfig } from "vitest/config";
+
+// API tests run twice: against embedded PGlite and against the real PostgreSQL.
+const apiTests = ["tests/api/**/*.test.{ts,tsx}"];
+
+export default defineConfig({
+  esbuild: { jsx: "automatic", jsxImportSource: "hono/jsx" },
+  test: {
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    teardownTimeout: 10_000,
+    reporters: ["default", "./tests/summary_reporter.ts"],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          include: ["tests/**/*.test.{ts,tsx}"],
+          exclude: [...apiTests, "tests/browser/**"],
+        },
+      },
+      {
+        extends: true,
+        test: { name: "api-pglite", include: apiTests, env: { TEST_DATABASE: "pglite" } },
+      },
+      {
+        extends: true,
+        test: { name: "api-postgres", include: apiTests, env: { TEST_DATABASE: "postgres" } },
+      },
+    ],
+  },
+});

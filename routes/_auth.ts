@@ -2,8 +2,8 @@
  * Sessions the way the Lucia guide prescribes: a random token in an HttpOnly cookie, only
  * its SHA-256 in the database, sliding expiry. Scripts use bearer API tokens, stored hashed.
  */
-import { and, eq, lt, sql } from "drizzle-orm";
-import type { Context, MiddlewareHandler } from "hono";
+import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { Db } from "../db/mod.ts";
 import { apiTokens, sessions, users } from "../db/schema.ts";
@@ -102,9 +102,10 @@ async function validateApiToken(
     await db.update(apiTokens).set({ lastUsedAt: now }).where(
       and(
         eq(apiTokens.id, row.tokenId),
-        sql`(${apiTokens.lastUsedAt} is null or ${apiTokens.lastUsedAt} < ${new Date(
-          now.getTime() - TOKEN_TOUCH_MS,
-        )})`,
+        or(
+          isNull(apiTokens.lastUsedAt),
+          lt(apiTokens.lastUsedAt, new Date(now.getTime() - TOKEN_TOUCH_MS)),
+        ),
       ),
     );
   }
@@ -165,18 +166,18 @@ export function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
 }
 
 /** 401 for the API when nobody is signed in. */
-export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
+export async function requireUser(c: Context<AppEnv>, next: Next): Promise<void> {
   if (!c.get("user")) throw unauthorized();
   await next();
-};
+}
 
 /** 403 unless the caller is an ADMIN. */
-export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
+export async function requireAdmin(c: Context<AppEnv>, next: Next): Promise<void> {
   const user = c.get("user");
   if (!user) throw unauthorized();
   if (user.role !== "ADMIN") throw forbidden("Only administrators can do this");
   await next();
-};
+}
 
 /** The signed-in user; only call behind requireUser. */
 export function currentUser(c: Context<AppEnv>): SessionUser {

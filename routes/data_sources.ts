@@ -30,7 +30,9 @@ const name = z.string().trim().min(1, "Name is required").max(200);
 const description = z.string().trim().max(2000).nullish();
 const configuration = z.record(z.string(), z.unknown());
 /** Top-level connection fields are checked by the type's own schema, not here. */
-const topLevel = Object.fromEntries(TOP_LEVEL_FIELDS.map((field) => [field, z.unknown()]));
+const topLevel = Object.fromEntries(
+  TOP_LEVEL_FIELDS.map((field) => [field, z.unknown().optional()]),
+);
 
 export const createSourceSchema = z.strictObject({
   name,
@@ -56,7 +58,7 @@ const readOnly = Object.fromEntries(
     "createdById",
     "createdAt",
     "updatedAt",
-  ].map((field) => [field, z.unknown()]),
+  ].map((field) => [field, z.unknown().optional()]),
 );
 
 export const updateSourceSchema = z.strictObject({

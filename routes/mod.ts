@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { getCookie } from "hono/cookie";
 import { csrf } from "hono/csrf";
 import { serveStatic } from "hono/deno";
 import { HTTPException } from "hono/http-exception";
@@ -13,7 +14,7 @@ import { isDatabaseUnavailable } from "../db/mod.ts";
 import { log } from "../telemetry.ts";
 import { VaultError } from "../vault/mod.ts";
 import { ErrorPage } from "../views/errors.tsx";
-import { authenticate } from "./_auth.ts";
+import { authenticate, requireUser, SESSION_COOKIE } from "./_auth.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
 import { ApiError, errorJson } from "./_errors.ts";
 import { observeRequests } from "./_observe.ts";
@@ -68,8 +69,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const sameOrigin = csrf({
     origin: (origin, c) => origin === new URL(c.req.url).origin || origin === publicOrigin,
   });
-  // Bearer-token requests carry no ambient credential, so they cannot be forged cross-site.
-  app.use((c, next) => c.req.header("authorization") ? next() : sameOrigin(c, next));
+  // Forgery needs an ambient credential: API calls with a bearer token or without the
+  // session cookie have none. Page forms (login, setup) are always checked.
+  app.use((c, next) => {
+    const ambient = !c.req.header("authorization") &&
+      (getCookie(c, SESSION_COOKIE) !== undefined || !isApi(c.req.path));
+    return ambient ? sameOrigin(c, next) : next();
+  });
   app.use(authenticate(deps));
 
   app.route("/api/health", healthApi(deps));
@@ -78,7 +84,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/api/users", usersApi(deps));
   app.route("/api/data-sources", dataSourcesApi(deps));
   app.route("/api/audit-logs", auditLogsApi(deps));
-  app.get("/api/openapi.json", (c) => c.json(openApiDocument()));
+  app.get("/api/openapi.json", requireUser, (c) => c.json(openApiDocument()));
   if (deps.config.metricsPort === undefined) app.get("/metrics", () => metricsResponse());
 
   app.route("/", authPages(deps));

@@ -5,6 +5,7 @@
  */
 import { RateLimiterDrizzle } from "rate-limiter-flexible";
 import { type Config, loadConfig } from "./config.ts";
+import { closeAllPools } from "./connectors/_pools.ts";
 import type { ConnectorContext } from "./connectors/types.ts";
 import {
   type DemoDatabase,
@@ -108,6 +109,7 @@ export async function start(config: Config): Promise<Running> {
     server,
     async close() {
       await server.shutdown();
+      await closeAllPools();
       await demo?.close();
       await database.close();
     },

@@ -60,6 +60,14 @@ export function log(...category: string[]): Logger {
 
 export const registry = new client.Registry();
 
+type PoolStatsByType = Record<string, { size: number; active: number }>;
+let poolStats: () => PoolStatsByType = () => ({});
+
+/** Where the pool gauges read from (connectors/_pools.ts registers itself). */
+export function setPoolStatsProvider(provider: () => PoolStatsByType): void {
+  poolStats = provider;
+}
+
 export const metrics = {
   httpRequests: new client.Counter({
     name: "http_requests_total",
@@ -99,12 +107,20 @@ export const metrics = {
     help: "Connections open in data-source pools of this instance",
     labelNames: ["type"] as const,
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const [type, pool] of Object.entries(poolStats())) this.set({ type }, pool.size);
+    },
   }),
   poolActive: new client.Gauge({
     name: "connection_pool_active",
     help: "Connections of data-source pools of this instance that are running a query",
     labelNames: ["type"] as const,
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const [type, pool] of Object.entries(poolStats())) this.set({ type }, pool.active);
+    },
   }),
 };
 

@@ -118,7 +118,17 @@ export type ReadRequest = {
 export type RecordBatch = { rows: Record<string, unknown>[] };
 
 /** Settings for one call: what the source stores, split by its two schemas. */
-export type SourceSettings<C, S> = { id: string; config: C; secrets: S };
+export type SourceSettings<C, S> = {
+  /** The source's id; connectors key their pools by it. */
+  id: string;
+  /**
+   * Changes whenever a setting or secret changes: a connector holding a pool made with other
+   * settings (say, by another app instance before an edit) must not reuse it.
+   */
+  fingerprint: string;
+  config: C;
+  secrets: S;
+};
 
 /** App-wide limits and policies a connector needs; built once from Config. */
 export type ConnectorContext = {

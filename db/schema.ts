@@ -171,3 +171,30 @@ export const vaultCanaries = pgTable("vault_canaries", {
   canary: text("canary").notNull(),
   createdAt: createdAt(),
 });
+
+/** What discovery found, kept to show what changed between two discoveries. */
+export const schemaSnapshots = pgTable("schema_snapshots", {
+  id: text("id").primaryKey(),
+  dataSourceId: text("data_source_id").notNull().references(() => dataSources.id, {
+    onDelete: "cascade",
+  }),
+  discoveredAt: timestamp("discovered_at", { withTimezone: true }).notNull().defaultNow(),
+  /** SHA-256 of the schema JSON: equal hashes mean nothing changed. */
+  hash: text("hash").notNull(),
+  schema: jsonb("schema").$type<unknown>().notNull(),
+}, (t) => [index("schema_snapshots_source_idx").on(t.dataSourceId, t.discoveredAt)]);
+
+/** Recent connection tests of a source (for the response-time chart); trimmed per source. */
+export const connectionTests = pgTable("connection_tests", {
+  id: text("id").primaryKey(),
+  dataSourceId: text("data_source_id").notNull().references(() => dataSources.id, {
+    onDelete: "cascade",
+  }),
+  testedAt: timestamp("tested_at", { withTimezone: true }).notNull().defaultNow(),
+  success: boolean("success").notNull(),
+  /** Milliseconds. */
+  responseTime: doublePrecision("response_time").notNull(),
+  errorCode: text("error_code"),
+  /** manual (a user), health (the scheduled check). */
+  trigger: text("trigger").notNull().default("manual"),
+}, (t) => [index("connection_tests_source_idx").on(t.dataSourceId, t.testedAt)]);

@@ -3,6 +3,7 @@ import { and, count, desc, eq, ilike, or, type SQL } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { connectors } from "../connectors/mod.ts";
+import { releaseSource } from "../connectors/operations.ts";
 import {
   configToColumns,
   resolveSettings,
@@ -231,6 +232,7 @@ export function dataSourcesApi(deps: AppDeps) {
   app.put("/:id", validate("json", updateSourceSchema), async (c) => {
     const source = await loadSource(deps, currentUser(c), c.req.param("id"));
     const { row, changed } = await updateSource(deps, source, c.req.valid("json"));
+    if (changed.includes("settings")) await releaseSource(source.type, source.id);
     await audit(c, deps, {
       action: "DATA_SOURCE_UPDATE",
       entityType: "DataSource",
@@ -244,6 +246,7 @@ export function dataSourcesApi(deps: AppDeps) {
   app.delete("/:id", async (c) => {
     const source = await loadSource(deps, currentUser(c), c.req.param("id"));
     await deps.db.delete(dataSources).where(eq(dataSources.id, source.id));
+    await releaseSource(source.type, source.id);
     await audit(c, deps, {
       action: "DATA_SOURCE_DELETE",
       entityType: "DataSource",

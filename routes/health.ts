@@ -1,5 +1,6 @@
 /** `GET /api/health` (no auth, no secrets) and `GET /metrics` (Prometheus text). */
 import { Hono } from "hono";
+import { poolSummary } from "../connectors/_pools.ts";
 import { pingDatabase } from "../db/mod.ts";
 import { registry } from "../telemetry.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
@@ -33,7 +34,7 @@ export function healthApi(deps: AppDeps) {
     const body = {
       status: database.ok ? "ok" : "unavailable",
       database,
-      pools: {},
+      pools: poolSummary(),
       uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
     };
     return c.json(body, database.ok ? 200 : 503);

@@ -25,6 +25,7 @@ import { authPages } from "./auth_pages.tsx";
 import { dataSourcesApi } from "./data_sources.ts";
 import { healthApi, metricsResponse } from "./health.ts";
 import { openApiDocument } from "./openapi.ts";
+import { sourceConnectionsApi, testDemoApi } from "./source_connections.ts";
 import { sourcePages } from "./source_pages.tsx";
 import { tokensApi } from "./tokens.ts";
 import { usersApi } from "./users.ts";
@@ -83,6 +84,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/api/tokens", tokensApi(deps));
   app.route("/api/users", usersApi(deps));
   app.route("/api/data-sources", dataSourcesApi(deps));
+  app.route("/api/data-sources", sourceConnectionsApi(deps));
+  app.route("/api/test-demo", testDemoApi(deps));
   app.route("/api/audit-logs", auditLogsApi(deps));
   app.get("/api/openapi.json", requireUser, (c) => c.json(openApiDocument()));
   if (deps.config.metricsPort === undefined) app.get("/metrics", () => metricsResponse());

@@ -1,5 +1,6 @@
 /** Reading data sources for a caller, and the sanitized shape every response uses. */
 import { eq } from "drizzle-orm";
+import { isId } from "./ids.ts";
 import type { Db } from "./mod.ts";
 import { type DataSource, dataSources, type Role } from "./schema.ts";
 import { secretsSet } from "../vault/secrets.ts";
@@ -24,6 +25,7 @@ export async function findSourceFor(
   user: { id: string; role: Role },
   id: string,
 ): Promise<Access> {
+  if (!isId(id)) return { ok: false, reason: "not_found" };
   const [source] = await db.select().from(dataSources).where(eq(dataSources.id, id));
   if (!source) return { ok: false, reason: "not_found" };
   if (user.role !== "ADMIN" && source.createdById !== user.id) {

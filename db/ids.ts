@@ -4,3 +4,10 @@ import { randomToken } from "../vault/tokens.ts";
 export function newId(): string {
   return randomToken(15);
 }
+
+const ID_PATTERN = /^[a-z2-7]{24}$/;
+
+/** True for strings shaped like our ids; anything else cannot name a row (and is a 404). */
+export function isId(value: string): boolean {
+  return ID_PATTERN.test(value);
+}

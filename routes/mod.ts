@@ -125,6 +125,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   return app;
 }
 
+function isDataException(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current && typeof current === "object"; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 function isApi(path: string): boolean {
   return path.startsWith("/api/") || path === "/api";
 }
@@ -152,6 +162,15 @@ function toApiError(error: unknown): ApiError {
     if (error.status < 500) {
       return new ApiError(error.status, "BAD_REQUEST", error.message || "Bad request");
     }
+  }
+  if (isDataException(error)) {
+    // SQLSTATE class 22 (data exception) comes from values a client sent, such as a NUL
+    // character in text: bad input, not a server fault.
+    return new ApiError(
+      400,
+      "INVALID_INPUT",
+      "A value in the request cannot be stored or compared",
+    );
   }
   if (error instanceof VaultError) {
     return new ApiError(500, "VAULT_ERROR", error.message);

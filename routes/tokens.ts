@@ -2,7 +2,7 @@
 import { and, desc, eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
-import { newId } from "../db/ids.ts";
+import { isId, newId } from "../db/ids.ts";
 import { apiTokens } from "../db/schema.ts";
 import { audit } from "./_audit.ts";
 import { currentUser, newApiToken, requireUser } from "./_auth.ts";
@@ -37,6 +37,7 @@ export function listApiTokens(deps: AppDeps, userId: string) {
 
 /** Deletes one of the user's tokens; false when it has no such token. */
 export async function revokeApiToken(deps: AppDeps, userId: string, id: string) {
+  if (!isId(id)) return false;
   const deleted = await deps.db.delete(apiTokens)
     .where(and(eq(apiTokens.id, id), eq(apiTokens.userId, userId)))
     .returning({ id: apiTokens.id });

@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { Db } from "../db/mod.ts";
 import { dataSources, type Role, ROLES, users } from "../db/schema.ts";
+import { isId } from "../db/ids.ts";
 import { createUser, newUserSchema } from "../db/users.ts";
 import { audit } from "./_audit.ts";
 import { currentUser, requireAdmin } from "./_auth.ts";
@@ -32,6 +33,7 @@ async function otherAdmins(db: Db, userId: string): Promise<number> {
 
 /** Changes a user's role; refuses to leave the app without an administrator. */
 export async function changeRole(db: Db, actorId: string, userId: string, role: Role) {
+  if (!isId(userId)) throw notFound("User");
   const [target] = await db.select(publicColumns).from(users).where(eq(users.id, userId));
   if (!target) throw notFound("User");
   if (target.role === "ADMIN" && role !== "ADMIN" && await otherAdmins(db, userId) === 0) {
@@ -48,6 +50,7 @@ export async function changeRole(db: Db, actorId: string, userId: string, role: 
 /** Removes a user and its sessions and tokens; refuses when it still owns data sources. */
 export async function removeUser(db: Db, actorId: string, userId: string) {
   if (userId === actorId) throw conflict("You cannot remove yourself");
+  if (!isId(userId)) throw notFound("User");
   const [target] = await db.select(publicColumns).from(users).where(eq(users.id, userId));
   if (!target) throw notFound("User");
   const [owned] = await db.select({ n: count() }).from(dataSources)

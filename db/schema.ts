@@ -12,6 +12,7 @@ import {
   jsonb,
   pgEnum,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -126,7 +127,34 @@ export const dataSourceSyncLogs = pgTable("data_source_sync_logs", {
   /** Records per stream: { "<stream>": count }. */
   streams: jsonb("streams").$type<Record<string, number>>().notNull().default({}),
   createdAt: createdAt(),
-}, (t) => [index("sync_logs_source_started_idx").on(t.dataSourceId, t.startedAt)]);
+  /** QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED (see sync/records.ts). */
+  status: text("status").notNull().default("QUEUED"),
+  /** What started the run: manual (a user, page or API) or schedule. */
+  trigger: text("trigger").notNull().default("manual"),
+  requestedById: text("requested_by_id").references(() => users.id, { onDelete: "set null" }),
+  /** The job that runs it; no foreign key, so the log outlives finished jobs. */
+  jobId: text("job_id"),
+  /** 1 for the first try; a run picked up again after its instance died counts up. */
+  attempt: integer("attempt").notNull().default(1),
+  /** Per stream: destination table, mode, records, outcome and error. */
+  streamResults: jsonb("stream_results").$type<SyncStreamResult[]>().notNull().default([]),
+}, (t) => [
+  index("sync_logs_source_started_idx").on(t.dataSourceId, t.startedAt),
+  index("sync_logs_status_idx").on(t.status),
+]);
+
+/** One stream's outcome within a sync run. */
+export type SyncStreamResult = {
+  stream: string;
+  table: string;
+  mode: "full_refresh" | "incremental";
+  records: number;
+  status: "SUCCEEDED" | "FAILED" | "CANCELLED" | "SKIPPED";
+  error?: string;
+  /** Why the stream ran in another mode than asked (no cursor column, no capability). */
+  note?: string;
+  cursorColumn?: string;
+};
 
 export type AuditMetadata = {
   ip?: string;
@@ -198,3 +226,78 @@ export const connectionTests = pgTable("connection_tests", {
   /** manual (a user), health (the scheduled check). */
   trigger: text("trigger").notNull().default("manual"),
 }, (t) => [index("connection_tests_source_idx").on(t.dataSourceId, t.testedAt)]);
+
+/**
+ * Background work shared by every instance: syncs and health checks. Claimed with
+ * `FOR UPDATE SKIP LOCKED`; a claim holds a lease (`lockedUntil`) that the running instance
+ * renews, so a job whose instance died is picked up again once the lease runs out.
+ */
+export const jobs = pgTable("jobs", {
+  id: text("id").primaryKey(),
+  /** sync, health_check (see sync/jobs.ts). */
+  kind: text("kind").notNull(),
+  dataSourceId: text("data_source_id").references(() => dataSources.id, {
+    onDelete: "cascade",
+  }),
+  payload: jsonb("payload").$type<Record<string, unknown>>().notNull().default({}),
+  /** Enqueuing the same key twice creates one job (a health check slot, a cron tick). */
+  dedupeKey: text("dedupe_key").unique(),
+  /** queued, running, succeeded, failed, cancelled. */
+  status: text("status").notNull().default("queued"),
+  runAt: timestamp("run_at", { withTimezone: true }).notNull().defaultNow(),
+  attempts: integer("attempts").notNull().default(0),
+  maxAttempts: integer("max_attempts").notNull().default(1),
+  /** The instance holding the job while it runs. */
+  lockedBy: text("locked_by"),
+  lockedUntil: timestamp("locked_until", { withTimezone: true }),
+  /** Set by a cancel request on any instance; the running instance polls it. */
+  cancelRequested: boolean("cancel_requested").notNull().default(false),
+  lastError: text("last_error"),
+  createdAt: createdAt(),
+  startedAt: timestamp("started_at", { withTimezone: true }),
+  finishedAt: timestamp("finished_at", { withTimezone: true }),
+}, (t) => [
+  index("jobs_claim_idx").on(t.status, t.runAt),
+  // At most one sync of a source waits or runs at a time, whichever instance asked.
+  uniqueIndex("jobs_one_active_sync_idx").on(t.dataSourceId)
+    .where(sql`${t.kind} = 'sync' and ${t.status} in ('queued', 'running')`),
+]);
+
+export type Job = typeof jobs.$inferSelect;
+
+/** How and when a source syncs: schedule (cron), streams, mode, cursor columns. */
+export const syncSettings = pgTable("sync_settings", {
+  dataSourceId: text("data_source_id").primaryKey().references(() => dataSources.id, {
+    onDelete: "cascade",
+  }),
+  /** Cron expression (5 fields or a nickname such as @daily); null means by hand only. */
+  schedule: text("schedule"),
+  /** IANA time zone the schedule is read in. */
+  timezone: text("timezone").notNull().default("UTC"),
+  mode: text("mode").notNull().default("full_refresh"),
+  /** Stream keys to sync; null means every discovered stream. */
+  streams: jsonb("streams").$type<string[] | null>(),
+  /** Chosen cursor column per stream key (incremental); others are suggested. */
+  cursorColumns: jsonb("cursor_columns").$type<Record<string, string>>().notNull().default({}),
+  nextRunAt: timestamp("next_run_at", { withTimezone: true }),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [index("sync_settings_next_run_idx").on(t.nextRunAt)]);
+
+export type SyncSettings = typeof syncSettings.$inferSelect;
+
+/** What the last sync of a stream left: destination table, rows, incremental cursor. */
+export const syncStreamStates = pgTable("sync_stream_states", {
+  dataSourceId: text("data_source_id").notNull().references(() => dataSources.id, {
+    onDelete: "cascade",
+  }),
+  stream: text("stream").notNull(),
+  /** Table in schema ds_<source id>; chosen at the first sync and kept. */
+  tableName: text("table_name").notNull(),
+  rowCount: integer("row_count").notNull().default(0),
+  cursorColumn: text("cursor_column"),
+  /** The largest cursor value committed, typed: {type, value}. */
+  cursorValue: jsonb("cursor_value").$type<{ type: string; value: unknown } | null>(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [primaryKey({ columns: [t.dataSourceId, t.stream] })]);
+
+export type SyncStreamState = typeof syncStreamStates.$inferSelect;

@@ -9,6 +9,8 @@
  * is in ALLOWED_HOSTS (a name, an address or a CIDR range).
  */
 import { lookup } from "node:dns/promises";
+import type { LookupAddress } from "node:dns";
+import type { LookupFunction } from "node:net";
 import ipaddr from "ipaddr.js";
 import type { ConnectorContext, ConnectorError, Result } from "./types.ts";
 
@@ -56,13 +58,19 @@ export function parseAddress(text: string): Address | null {
   return null;
 }
 
-/** The IPv4 address hidden in an IPv6 one (mapped, NAT64, 6to4), if any. */
+/**
+ * The IPv4 address hidden in an IPv6 one (mapped, translated, NAT64, 6to4, the deprecated
+ * IPv4-compatible form), if any: each can carry traffic to that IPv4 address.
+ */
 function embeddedIPv4(address: ipaddr.IPv6): ipaddr.IPv4 | null {
   if (address.isIPv4MappedAddress()) return address.toIPv4Address();
   const range = address.range();
   const bytes = address.toByteArray();
   if (range === "rfc6052" || range === "rfc6145") return new ipaddr.IPv4(bytes.slice(12, 16));
   if (range === "6to4") return new ipaddr.IPv4(bytes.slice(2, 6));
+  const compatible = bytes.slice(0, 12).every((byte) => byte === 0) &&
+    range !== "unspecified" && range !== "loopback";
+  if (compatible) return new ipaddr.IPv4(bytes.slice(12, 16));
   return null;
 }
 
@@ -91,11 +99,21 @@ export function judgeAddress(
   return { allowed: true };
 }
 
-/** True when ALLOWED_HOSTS names this host, or an address or range containing it. */
-function isAllowListed(host: string, address: Address | null, allowedHosts: string[]): boolean {
+/**
+ * True when ALLOWED_HOSTS names this host (`api.internal`, or `*.internal` for any name
+ * under it), or lists an address or CIDR range that holds the resolved address.
+ */
+export function isAllowListed(
+  host: string,
+  address: Address | null,
+  allowedHosts: string[],
+): boolean {
   const name = host.toLowerCase().replace(/\.$/, "");
-  for (const entry of allowedHosts) {
+  for (const raw of allowedHosts) {
+    const entry = raw.trim().toLowerCase();
+    if (entry === "") continue;
     if (entry === name) return true;
+    if (entry.startsWith("*.") && name.endsWith(entry.slice(1))) return true;
     if (!address) continue;
     if (entry.includes("/")) {
       try {
@@ -134,6 +152,22 @@ function blocked(host: string, address: string, verdict: AddressVerdict & { allo
   return { ok: false as const, error };
 }
 
+/** A resolver that does not answer within this is as good as none. */
+const RESOLVE_TIMEOUT_MS = 10_000;
+
+function resolveWithin(host: string, ms: number) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(Object.assign(new Error("DNS timeout"), { code: "ETIMEOUT" })),
+      ms,
+    );
+  });
+  return Promise.race([lookup(host, { all: true, verbatim: true }), timeout]).finally(() =>
+    clearTimeout(timer)
+  );
+}
+
 const DNS_CODES: Record<string, ConnectorError["code"]> = {
   ENOTFOUND: "HOST_NOT_FOUND",
   EAI_NONAME: "HOST_NOT_FOUND",
@@ -158,7 +192,7 @@ export async function checkHost(
     resolved = [{ address: literal.toString(), family: literal.kind() === "ipv4" ? 4 : 6 }];
   } else {
     try {
-      const answers = await lookup(host, { all: true, verbatim: true });
+      const answers = await resolveWithin(host, RESOLVE_TIMEOUT_MS);
       resolved = answers.map((answer) => ({
         address: answer.address,
         family: answer.family === 6 ? 6 : 4,
@@ -169,7 +203,9 @@ export async function checkHost(
         ok: false,
         error: {
           code: DNS_CODES[code] ?? "HOST_NOT_FOUND",
-          message: `Cannot resolve host "${host}"${code ? ` (${code})` : ""}`,
+          message: code === "ETIMEOUT"
+            ? `Resolving host "${host}" took longer than ${RESOLVE_TIMEOUT_MS / 1000} s`
+            : `Cannot resolve host "${host}"${code ? ` (${code})` : ""}`,
           hint: `Check the ${field}: the name does not resolve from the server`,
           field,
         },
@@ -202,23 +238,107 @@ export async function checkHost(
   return { ok: true, value: { host, addresses: resolved } };
 }
 
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address?: string | LookupAddress[],
+  family?: number,
+) => void;
+
+function answerLookup(
+  addresses: CheckedHost["addresses"],
+  options: unknown,
+  done: LookupCallback,
+) {
+  const wanted = typeof options === "object" && options !== null
+    ? options as { all?: boolean; family?: number | string }
+    : {};
+  const family = wanted.family === "IPv6" ? 6 : wanted.family === "IPv4" ? 4 : wanted.family;
+  const matching = family === 4 || family === 6
+    ? addresses.filter((entry) => entry.family === family)
+    : addresses;
+  const answers = matching.length ? matching : addresses;
+  if (wanted.all) done(null, answers);
+  else done(null, answers[0].address, answers[0].family);
+}
+
 /**
  * A `lookup` function for node:net/tls/http options that answers with the checked
- * address only, so a library cannot resolve the name a second time.
+ * addresses only, so a library cannot resolve the name a second time.
  */
-export function pinnedLookup(checked: CheckedHost) {
-  const first = checked.addresses[0];
-  return function lookupPinned(
-    _hostname: string,
-    options: unknown,
-    callback?: (...args: unknown[]) => void,
-  ) {
-    const done = (typeof options === "function" ? options : callback) as (
-      ...args: unknown[]
-    ) => void;
-    const all = typeof options === "object" && options !== null &&
-      (options as { all?: boolean }).all;
-    if (all) done(null, checked.addresses);
-    else done(null, first.address, first.family);
+export function pinnedLookup(checked: CheckedHost): LookupFunction {
+  return function lookupPinned(hostname, options, callback) {
+    const done = (typeof options === "function" ? options : callback) as LookupCallback;
+    if (hostname.toLowerCase() !== checked.host.toLowerCase()) {
+      // A library asking for another name than the one checked: refuse, never resolve it.
+      const error = new AddressGuardError({
+        code: "BLOCKED_ADDRESS",
+        message: `Refused to resolve "${hostname}": only the checked host may be reached here`,
+        hint: "Check the host",
+      });
+      queueMicrotask(() => done(error));
+      return;
+    }
+    queueMicrotask(() => answerLookup(checked.addresses, options, done));
   };
+}
+
+/** A refusal raised inside a driver's socket lookup; drivers wrap it, connectors find it. */
+export class AddressGuardError extends Error {
+  override name = "AddressGuardError";
+  /** errno-style, for drivers that look at `code` on lookup errors. */
+  readonly code: string;
+  constructor(readonly error: ConnectorError) {
+    super(error.message);
+    this.code = error.code === "BLOCKED_ADDRESS" ? "EBLOCKED" : "ENOTFOUND";
+  }
+}
+
+/**
+ * A `lookup` function for drivers that discover further hosts by themselves (replica set
+ * members, SRV records): every name a driver asks for is resolved once and checked, and
+ * the connection goes to the address that was checked. Names checked beforehand (the test's
+ * resolve stage) are answered from that check without resolving again.
+ */
+export function guardedLookup(
+  network: ConnectorContext["network"],
+  options: { purpose: Purpose; checked?: CheckedHost[]; field?: string },
+): LookupFunction {
+  const known = new Map(
+    (options.checked ?? []).map((entry) => [entry.host.toLowerCase(), entry.addresses]),
+  );
+  return function lookupGuarded(hostname, lookupOptions, callback) {
+    const done = (typeof lookupOptions === "function" ? lookupOptions : callback) as LookupCallback;
+    const name = hostname.toLowerCase();
+    const cached = known.get(name);
+    if (cached) {
+      queueMicrotask(() => answerLookup(cached, lookupOptions, done));
+      return;
+    }
+    checkHost(hostname, options.purpose, network).then((result) => {
+      if (!result.ok) {
+        done(
+          new AddressGuardError(
+            options.field ? { ...result.error, field: options.field } : result.error,
+          ),
+        );
+        return;
+      }
+      known.set(name, result.value.addresses);
+      answerLookup(result.value.addresses, lookupOptions, done);
+    }, (error) => done(error));
+  };
+}
+
+/** The guard's refusal somewhere in an error's causes (drivers wrap lookup errors). */
+export function findGuardError(error: unknown, depth = 0): ConnectorError | null {
+  if (depth > 8 || typeof error !== "object" || error === null) return null;
+  if (error instanceof AddressGuardError) return error.error;
+  const inner = error as { cause?: unknown; errors?: unknown[] };
+  if (Array.isArray(inner.errors)) {
+    for (const each of inner.errors) {
+      const found = findGuardError(each, depth + 1);
+      if (found) return found;
+    }
+  }
+  return findGuardError(inner.cause, depth + 1);
 }

@@ -122,6 +122,37 @@ export const metrics = {
       for (const [type, pool] of Object.entries(poolStats())) this.set({ type }, pool.active);
     },
   }),
+  syncRecords: new client.Counter({
+    name: "sync_records_total",
+    help: "Records loaded into the app database by sync runs, by source type",
+    labelNames: ["type"] as const,
+    registers: [registry],
+  }),
+  syncRuns: new client.Counter({
+    name: "sync_runs_total",
+    help: "Sync runs that ended, by source type and status (SUCCEEDED, FAILED, CANCELLED)",
+    labelNames: ["type", "status"] as const,
+    registers: [registry],
+  }),
+  syncFailures: new client.Counter({
+    name: "sync_failures_total",
+    help: "Sync runs that failed, by source type and where (source, destination, interrupted)",
+    labelNames: ["type", "reason"] as const,
+    registers: [registry],
+  }),
+  syncDuration: new client.Histogram({
+    name: "sync_run_duration_seconds",
+    help: "Duration of sync runs, by source type and status",
+    labelNames: ["type", "status"] as const,
+    buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [registry],
+  }),
+  jobsTotal: new client.Counter({
+    name: "jobs_total",
+    help: "Background jobs (syncs, health checks) this instance ran, by kind and status",
+    labelNames: ["kind", "status"] as const,
+    registers: [registry],
+  }),
 };
 
 client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: undefined });

@@ -5,7 +5,6 @@
  * failures. Nothing here holds a whole file: every parser pulls from its input as its
  * consumer asks, so a slow consumer slows the download instead of filling memory.
  */
-import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { JSONParser, TokenizerError, TokenParserError } from "@streamparser/json";
 import { CsvError, parse as parseCsv } from "csv-parse";
@@ -55,15 +54,55 @@ export function positionalNames(count: number): string[] {
 }
 
 /**
- * Records of a CSV byte stream. Empty cells are null (a typed column has no other way to say
- * "no value"); every other cell stays the text it was. A malformed file fails with a
- * `ConnectorFailure` naming the line.
+ * Whatever records a readable has buffered, as one array, until it ends. Draining the buffer
+ * synchronously costs one await per input chunk instead of one per record (what `for await`
+ * over a stream costs), and reading nothing while the consumer is busy keeps backpressure.
  */
-export async function* csvRecords(
+export async function* drained<T>(readable: Readable): AsyncGenerator<T[]> {
+  let ended = false;
+  let failure: unknown = undefined;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const resume = wake;
+    wake = null;
+    resume?.();
+  };
+  const onEnd = () => {
+    ended = true;
+    notify();
+  };
+  const onError = (error: unknown) => {
+    failure ??= error;
+    notify();
+  };
+  readable.on("readable", notify).on("end", onEnd).on("close", onEnd).on("error", onError);
+  try {
+    while (true) {
+      const items: T[] = [];
+      for (let item = readable.read(); item !== null; item = readable.read()) items.push(item);
+      if (failure !== undefined) throw failure;
+      if (items.length) {
+        yield items;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    readable.off("readable", notify).off("end", onEnd).off("close", onEnd).off("error", onError);
+  }
+}
+
+/**
+ * Records of a CSV byte stream, in chunks. Empty cells are null (a typed column has no other
+ * way to say "no value"); every other cell stays the text it was. A malformed file fails
+ * with a `ConnectorFailure` naming the line.
+ */
+export async function* csvChunks(
   input: Readable,
   options: CsvOptions,
   where: { field: string; label: string },
-): AsyncGenerator<TabularRecord> {
+): AsyncGenerator<TabularRecord[]> {
   const parser = parseCsv({
     delimiter: options.delimiter,
     quote: options.quote,
@@ -74,22 +113,29 @@ export async function* csvRecords(
     columns: options.headers ? (header: string[]) => uniqueColumnNames(header) : false,
   });
   input.on("error", (error) => parser.destroy(error));
+  // Failures surface through `drained` while it runs; one after the consumer stopped must
+  // not become an uncaught error.
+  parser.on("error", () => {});
   input.pipe(parser);
   let names: string[] | null = null;
   try {
-    for await (const row of parser) {
+    for await (const rows of drained<unknown>(parser)) {
       if (options.headers) {
-        const record = row as Record<string, string | null>;
-        for (const key in record) if (record[key] === "") record[key] = null;
-        yield record;
-      } else {
-        const cells = row as string[];
-        names ??= positionalNames(cells.length);
-        const record: TabularRecord = {};
-        for (let index = 0; index < cells.length; index++) {
-          record[names[index]] = cells[index] === "" ? null : cells[index];
+        for (const row of rows) {
+          const record = row as Record<string, string | null>;
+          for (const key in record) if (record[key] === "") record[key] = null;
         }
-        yield record;
+        yield rows as TabularRecord[];
+      } else {
+        yield rows.map((row) => {
+          const cells = row as string[];
+          names ??= positionalNames(cells.length);
+          const record: TabularRecord = {};
+          for (let index = 0; index < cells.length; index++) {
+            record[names[index]] = cells[index] === "" ? null : cells[index];
+          }
+          return record;
+        });
       }
     }
   } catch (error) {
@@ -101,15 +147,17 @@ export async function* csvRecords(
   }
 }
 
-/** Records of a JSON Lines stream: one object per line, blank lines skipped. */
-export async function* jsonLinesRecords(
-  input: Readable,
+/** Records of a JSON Lines stream, in chunks: one object per line, blank lines skipped. */
+export async function* jsonLinesChunks(
+  input: AsyncIterable<Uint8Array>,
   where: { field: string; label: string },
-): AsyncGenerator<TabularRecord> {
-  const lines = createInterface({ input, crlfDelay: Infinity });
+): AsyncGenerator<TabularRecord[]> {
+  const decoder = new TextDecoder();
+  let pending = "";
   let lineNumber = 0;
-  try {
-    for await (const line of lines) {
+  const parseLines = (lines: string[]) => {
+    const records: TabularRecord[] = [];
+    for (const line of lines) {
       lineNumber++;
       if (line.trim() === "") continue;
       let value: unknown;
@@ -118,29 +166,40 @@ export async function* jsonLinesRecords(
       } catch {
         throw invalidContent(where, `Line ${lineNumber} is not valid JSON`);
       }
-      if (!isRecord(value)) {
-        throw invalidContent(where, `Line ${lineNumber} is not a JSON object`);
-      }
-      yield value;
+      if (!isRecord(value)) throw invalidContent(where, `Line ${lineNumber} is not a JSON object`);
+      records.push(value);
     }
+    return records;
+  };
+  try {
+    for await (const bytes of input) {
+      const lines = (pending + decoder.decode(bytes, { stream: true })).split("\n");
+      pending = lines.pop() ?? "";
+      if (pending.length > MAX_RECORD_BYTES) {
+        throw invalidContent(where, `Line ${lineNumber + lines.length + 1} is longer than 8 MiB`);
+      }
+      const records = parseLines(lines);
+      if (records.length) yield records;
+    }
+    const records = parseLines([pending + decoder.decode()]);
+    if (records.length) yield records;
   } catch (error) {
     if (error instanceof ConnectorFailure) throw error;
     throw new ConnectorFailure(recordsError(error, where));
   } finally {
-    lines.close();
-    input.destroy();
+    (input as Partial<Readable>).destroy?.();
   }
 }
 
 /**
- * Records of a JSON document: the elements of a top-level array, read element by element;
- * a document that starts with `{` is JSON Lines (a single object is one line), as many
- * exports name their NDJSON files .json.
+ * Records of a JSON document, in chunks: the elements of a top-level array, read element by
+ * element; a document that starts with `{` is JSON Lines (a single object is one line), as
+ * many exports name their NDJSON files .json.
  */
-export async function* jsonRecords(
+export async function* jsonChunks(
   input: Readable,
   where: { field: string; label: string },
-): AsyncGenerator<TabularRecord> {
+): AsyncGenerator<TabularRecord[]> {
   const chunks = (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   try {
     let first: Uint8Array | undefined;
@@ -150,17 +209,15 @@ export async function* jsonRecords(
       const bytes = withoutBom(next.value);
       if (firstNonSpace(bytes) !== undefined) first = bytes;
     }
-    const opened = first;
-    const all = () => prepended(opened, chunks);
-    const opening = firstNonSpace(opened);
+    const opening = firstNonSpace(first);
     if (opening === BRACE) {
-      yield* jsonLinesRecords(Readable.from(all(), { objectMode: false }), where);
+      yield* jsonLinesChunks(prepended(first, chunks), where);
       return;
     }
     if (opening !== BRACKET) {
       throw invalidContent(where, "The document is neither a JSON array nor JSON Lines");
     }
-    yield* arrayElements(all(), where);
+    yield* arrayElements(prepended(first, chunks), where);
   } catch (error) {
     if (error instanceof ConnectorFailure) throw error;
     throw new ConnectorFailure(recordsError(error, where));
@@ -181,9 +238,9 @@ async function* prepended(
 async function* arrayElements(
   chunks: AsyncIterable<Uint8Array>,
   where: { field: string; label: string },
-): AsyncGenerator<TabularRecord> {
+): AsyncGenerator<TabularRecord[]> {
   const parser = new JSONParser({ paths: ["$.*"], keepStack: false });
-  const ready: unknown[] = [];
+  let ready: unknown[] = [];
   parser.onValue = ({ value }) => {
     ready.push(value);
   };
@@ -198,9 +255,9 @@ async function* arrayElements(
     for (const value of ready) {
       element++;
       if (!isRecord(value)) throw invalidContent(where, `Element ${element} is not an object`);
-      yield value;
     }
-    ready.length = 0;
+    if (ready.length) yield ready as TabularRecord[];
+    ready = [];
   }
   if (!parser.isEnded) {
     throw invalidContent(where, "The JSON array is not closed (the file may be truncated)");
@@ -220,16 +277,16 @@ function firstNonSpace(bytes: Uint8Array): number | undefined {
   return undefined;
 }
 
-/** Records of a stream in the given format. */
-export function recordsOf(
+/** Records of a stream in the given format, in chunks. */
+export function chunksOf(
   input: Readable,
   format: TextFormat,
   options: { csv: CsvOptions; field: string; label: string },
-): AsyncGenerator<TabularRecord> {
+): AsyncGenerator<TabularRecord[]> {
   const where = { field: options.field, label: options.label };
-  if (format === "csv") return csvRecords(input, options.csv, where);
-  if (format === "jsonl") return jsonLinesRecords(input, where);
-  return jsonRecords(input, where);
+  if (format === "csv") return csvChunks(input, options.csv, where);
+  if (format === "jsonl") return jsonLinesChunks(input, where);
+  return jsonChunks(input, where);
 }
 
 function isRecord(value: unknown): value is TabularRecord {
@@ -400,23 +457,36 @@ function toNumber(value: unknown): number | null {
 }
 
 /**
- * Groups records into batches of `batchSize`, keeping only rows past the cursor. The source
- * is pulled one record at a time, so nothing is read ahead of what the consumer takes.
+ * Regroups chunks of records into batches of `batchSize`, keeping only rows past the cursor.
+ * The source is pulled one chunk at a time, so nothing is read ahead of what the consumer
+ * takes.
  */
 export async function* inBatches(
-  records: AsyncIterable<TabularRecord>,
+  chunks: AsyncIterable<TabularRecord[]>,
   request: Pick<ReadRequest, "batchSize" | "cursor" | "signal">,
 ): AsyncGenerator<RecordBatch> {
   const size = Math.max(1, Math.floor(request.batchSize));
   const cursor = request.cursor;
   let rows: TabularRecord[] = [];
-  for await (const record of records) {
-    if (cursor && !isPastCursor(record[cursor.column], cursor.after)) continue;
-    rows.push(record);
-    if (rows.length >= size) {
-      request.signal?.throwIfAborted();
-      yield { rows };
-      rows = [];
+  for await (const chunk of chunks) {
+    request.signal?.throwIfAborted();
+    const kept = cursor
+      ? chunk.filter((record) => isPastCursor(record[cursor.column], cursor.after))
+      : chunk;
+    let start = 0;
+    while (start < kept.length) {
+      if (rows.length === 0 && kept.length - start >= size) {
+        yield { rows: kept.slice(start, start + size) };
+        start += size;
+        continue;
+      }
+      const take = Math.min(size - rows.length, kept.length - start);
+      for (let index = start; index < start + take; index++) rows.push(kept[index]);
+      start += take;
+      if (rows.length === size) {
+        yield { rows };
+        rows = [];
+      }
     }
   }
   request.signal?.throwIfAborted();
@@ -425,14 +495,16 @@ export async function* inBatches(
 
 /** The first `limit` records; the rest of the input is never read. */
 export async function firstRecords(
-  records: AsyncIterable<TabularRecord>,
+  chunks: AsyncIterable<TabularRecord[]>,
   limit: number,
 ): Promise<TabularRecord[]> {
   const rows: TabularRecord[] = [];
   if (limit <= 0) return rows;
-  for await (const record of records) {
-    rows.push(record);
-    if (rows.length >= limit) break;
+  for await (const chunk of chunks) {
+    for (const record of chunk) {
+      rows.push(record);
+      if (rows.length >= limit) return rows;
+    }
   }
   return rows;
 }

@@ -17,8 +17,8 @@ import { z } from "zod";
 import { ColumnSampler, textType } from "./_infer.ts";
 import { type ResolvedFile, resolveInFilesDir } from "./_files.ts";
 import {
+  csvChunks,
   type CsvOptions,
-  csvRecords,
   firstRecords,
   inBatches,
   positionalNames,
@@ -32,6 +32,7 @@ import type {
   Discovery,
   Preview,
   Result,
+  SourceSettings,
   Stage,
   StageName,
   Stream,
@@ -83,11 +84,11 @@ const configSchema = z.strictObject({
 const secretsSchema = z.strictObject({});
 
 type CsvConfig = z.infer<typeof configSchema>;
-type Settings = { config: CsvConfig };
+type Settings = SourceSettings<CsvConfig, z.infer<typeof secretsSchema>>;
 
 /** Rows sampled for column types. */
 const SAMPLE_ROWS = 1000;
-const READ_CHUNK_BYTES = 256 * 1024;
+const READ_CHUNK_BYTES = 64 * 1024;
 
 function csvOptions(config: CsvConfig): CsvOptions {
   // A tab is hard to type into a form field; accept its escape.
@@ -110,9 +111,9 @@ function where(config: CsvConfig) {
   return { field: "configuration.filePath", label: `File "${config.filePath}"` };
 }
 
-function recordsOfFile(file: ResolvedFile, config: CsvConfig): AsyncGenerator<TabularRecord> {
+function recordsOfFile(file: ResolvedFile, config: CsvConfig): AsyncGenerator<TabularRecord[]> {
   const input = createReadStream(file.path, { highWaterMark: READ_CHUNK_BYTES });
-  return csvRecords(input, csvOptions(config), where(config));
+  return csvChunks(input, csvOptions(config), where(config));
 }
 
 /** The column names: the header row, or column_N for as many fields as the first row has. */
@@ -228,9 +229,11 @@ async function discover(
   let names: string[];
   try {
     names = await columnNames(resolved.value, config);
-    for await (const record of recordsOfFile(resolved.value, config)) {
-      if (rows < SAMPLE_ROWS) sampler.add(record);
-      rows++;
+    for await (const chunk of recordsOfFile(resolved.value, config)) {
+      for (let index = 0; index < chunk.length && rows + index < SAMPLE_ROWS; index++) {
+        sampler.add(chunk[index]);
+      }
+      rows += chunk.length;
     }
   } catch (error) {
     return {

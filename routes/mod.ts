@@ -26,7 +26,11 @@ import { dataSourcesApi } from "./data_sources.ts";
 import { healthApi, metricsResponse } from "./health.ts";
 import { openApiDocument } from "./openapi.ts";
 import { sourceConnectionsApi, testDemoApi } from "./source_connections.ts";
+import { auditPages } from "./audit_pages.tsx";
+import { sourceFormPages } from "./source_form_pages.tsx";
 import { sourcePages } from "./source_pages.tsx";
+import { tokenPages } from "./token_pages.tsx";
+import { userPages } from "./user_pages.tsx";
 import { tokensApi } from "./tokens.ts";
 import { usersApi } from "./users.ts";
 
@@ -93,7 +97,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/", authPages(deps));
   app.use("*", requirePage);
   app.get("/", (c) => c.redirect("/data-sources"));
+  // The form pages first: /data-sources/new is not a source id.
+  app.route("/", sourceFormPages(deps));
   app.route("/", sourcePages(deps));
+  app.route("/", tokenPages(deps));
+  app.route("/", userPages(deps));
+  app.route("/", auditPages(deps));
 
   app.notFound((c) => {
     if (isApi(c.req.path)) return errorJson(c, new ApiError(404, "NOT_FOUND", "No such route"));

@@ -3,6 +3,7 @@ import type { Child } from "hono/jsx";
 import { raw } from "hono/html";
 import type { SessionUser } from "../routes/_env.ts";
 
+/** htmx is vendored with its version in the file name, so an upgrade is a visible change. */
 export const HTMX_SRC = "/static/vendor/htmx-2.0.11.min.js";
 
 type LayoutProps = {
@@ -30,6 +31,7 @@ export function Layout(props: LayoutProps) {
         <head>
           <meta charset="utf-8" />
           <meta name="viewport" content="width=device-width, initial-scale=1" />
+          <meta name="htmx-config" content='{"includeIndicatorStyles":false}' />
           <title>{props.title} · Dafel Data Sources</title>
           <link rel="stylesheet" href="/static/app.css" />
           <link rel="icon" href="/static/favicon.svg" type="image/svg+xml" />
@@ -37,6 +39,7 @@ export function Layout(props: LayoutProps) {
           <script src="/static/app.js" defer></script>
         </head>
         <body hx-boost="true">
+          <a class="skip-link" href="#main">Skip to content</a>
           <header class="topbar">
             <a class="brand" href="/">
               <img src="/static/favicon.svg" alt="" width="22" height="22" />
@@ -58,14 +61,17 @@ export function Layout(props: LayoutProps) {
             )}
             {user && (
               <div class="whoami">
-                <span title={user.role}>{user.email}</span>
+                <span class="who">
+                  <span class="user-email">{user.email}</span>
+                  <span class="role">{user.role === "ADMIN" ? "Administrator" : "User"}</span>
+                </span>
                 <form method="post" action="/logout" hx-boost="false">
                   <button type="submit" class="link">Log out</button>
                 </form>
               </div>
             )}
           </header>
-          <main id="main">{props.children}</main>
+          <main id="main" tabindex={-1}>{props.children}</main>
         </body>
       </html>
     </>
@@ -76,4 +82,17 @@ export function Layout(props: LayoutProps) {
 export function FormError(props: { message?: string | null }) {
   if (!props.message) return null;
   return <p class="alert error" role="alert">{props.message}</p>;
+}
+
+/** Page title row with actions on the right. */
+export function PageHead(props: { title: Child; actions?: Child; children?: Child }) {
+  return (
+    <div class="page-head">
+      <div>
+        <h1>{props.title}</h1>
+        {props.children}
+      </div>
+      {props.actions && <div class="actions">{props.actions}</div>}
+    </div>
+  );
 }

@@ -1,4 +1,15 @@
-/** PostgreSQL, through postgres.js. */
+/**
+ * PostgreSQL, through postgres.js.
+ *
+ * Every connection of a source's pool is opened by `openSocket`: the host is resolved and
+ * checked by the address guard, the TCP connection goes to the checked address, and TLS
+ * is negotiated here (SSLRequest, then TLS with the configured host as server name) so
+ * each stage is timed on its own; postgres.js then logs in and runs queries.
+ * Failures are classified from SQLSTATE codes, postgres.js's connection codes and errno.
+ */
+import type net from "node:net";
+import type tls from "node:tls";
+import postgresJs from "postgres";
 import { z } from "zod";
 import {
   databaseField,
@@ -9,7 +20,49 @@ import {
   timeoutField,
   usernameField,
 } from "./_fields.ts";
-import type { ConnectorSpec } from "./types.ts";
+import { closePool, pooled } from "./_pools.ts";
+import {
+  Attempt,
+  ConnectionMeter,
+  connectTimeoutOf,
+  describe,
+  jsonSafeRow,
+  networkFailure,
+  openTcp,
+  reusedStages,
+  sslModeField,
+  sslRootCertField,
+  StageFailure,
+  startTls,
+  tablesToCount,
+  testFailed,
+  testSucceeded,
+  timeoutError,
+  type TlsPlan,
+  tlsPlanOf,
+  unexpected,
+  withoutSecrets,
+  withTimeout,
+} from "./_sql.ts";
+import {
+  type Column,
+  type Connector,
+  type ConnectorContext,
+  type ConnectorError,
+  ConnectorFailure,
+  type Discovery,
+  type ForeignKey,
+  type Preview,
+  type ReadRequest,
+  type RecordBatch,
+  type Result,
+  type SourceSettings,
+  type Stage,
+  type StageName,
+  type Stream,
+  type StreamRef,
+  type TestResult,
+} from "./types.ts";
 
 const configSchema = z.strictObject({
   host: hostField(),
@@ -17,6 +70,8 @@ const configSchema = z.strictObject({
   database: databaseField(),
   username: usernameField(),
   ssl: sslField(),
+  sslMode: sslModeField(),
+  sslRootCert: sslRootCertField(),
   connectionTimeoutMillis: timeoutField("Connection timeout"),
   idleTimeoutMillis: z.coerce.number().int().min(1000).max(3_600_000).optional().meta({
     title: "Idle timeout",
@@ -30,10 +85,768 @@ const configSchema = z.strictObject({
 
 const secretsSchema = z.strictObject({ password: passwordField() });
 
+type Config = z.infer<typeof configSchema>;
+type Secrets = z.infer<typeof secretsSchema>;
+type Settings = SourceSettings<Config, Secrets>;
+
+/** Discovery reads the whole catalog; give it longer than a connection. */
+const DISCOVERY_TIMEOUT_MS = 120_000;
+const PREVIEW_TIMEOUT_MS = 60_000;
+/** The longest wait for one batch of a read. */
+const READ_BATCH_TIMEOUT_MS = 300_000;
+
+type Pool = {
+  sql: postgresJs.Sql;
+  meter: ConnectionMeter;
+  config: Config;
+  secrets: Secrets;
+  timeoutMs: number;
+  tls: boolean;
+};
+
+// --- Connections -----------------------------------------------------------------------
+
+/** The SSLRequest message: length 8, code 80877103. */
+const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+
+function firstAnswer(socket: net.Socket): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Uint8Array) => {
+      cleanup();
+      resolve(chunk);
+    };
+    const onEnd = (error?: unknown) => {
+      cleanup();
+      reject(error ?? Object.assign(new Error("closed"), { code: "ECONNRESET" }));
+    };
+    function cleanup() {
+      socket.off("data", onData);
+      socket.off("error", onEnd);
+      socket.off("close", onEnd);
+    }
+    socket.on("data", onData);
+    socket.once("error", onEnd);
+    socket.once("close", onEnd);
+  });
+}
+
+/** Asks the server for TLS and upgrades the socket; the answer must be exactly "S". */
+async function negotiateTls(
+  socket: net.Socket,
+  plan: TlsPlan,
+  where: { host: string; port: number; timeoutMs: number },
+): Promise<tls.TLSSocket> {
+  const context = { ...where, protocol: "PostgreSQL" };
+  let answer: Uint8Array;
+  try {
+    socket.write(SSL_REQUEST);
+    answer = await withTimeout(
+      firstAnswer(socket),
+      where.timeoutMs,
+      () => new StageFailure(timeoutError({ ...where, stage: "tls" }), "tls"),
+    );
+  } catch (error) {
+    socket.destroy();
+    if (error instanceof StageFailure) throw error;
+    throw new StageFailure(
+      networkFailure(error, { ...context, stage: "tls" }) ?? unexpected(error, "TLS request"),
+      "tls",
+    );
+  }
+  if (answer.length !== 1 || answer[0] !== 0x53) {
+    socket.destroy();
+    const refused = answer[0] === 0x4e;
+    throw new StageFailure({
+      code: "TLS_ERROR",
+      message: refused
+        ? `${where.host}:${where.port} does not accept TLS connections`
+        : `${where.host}:${where.port} answered the TLS request with something else`,
+      hint: refused
+        ? "Turn ssl off, or enable TLS on the server"
+        : "Check the port: the server there may not be PostgreSQL",
+      field: refused ? "ssl" : "port",
+    }, "tls");
+  }
+  return await startTls(socket, plan, context);
+}
+
+/** Opens one connection's socket: resolve, connect and (if asked) TLS, each timed. */
+async function openSocket(
+  options: {
+    config: Config;
+    ctx: ConnectorContext;
+    timeoutMs: number;
+    plan: TlsPlan | null;
+    meter?: ConnectionMeter;
+  },
+): Promise<net.Socket> {
+  const { config, timeoutMs, plan } = options;
+  const attempt = options.meter?.begin();
+  const socket = await openTcp({
+    host: config.host,
+    port: config.port,
+    network: options.ctx.network,
+    timeoutMs,
+    attempt: attempt ?? new Attempt(),
+    protocol: "PostgreSQL",
+  });
+  options.meter?.track(socket);
+  if (!plan) {
+    attempt?.restart();
+    return socket;
+  }
+  const secure = await negotiateTls(socket, plan, {
+    host: config.host,
+    port: config.port,
+    timeoutMs,
+  });
+  if (attempt) {
+    attempt.tls = true;
+    attempt.pass("tls");
+  }
+  return secure;
+}
+
+/** Text types kept as the server wrote them (ISO), so JSON gets them whole. */
+const DATE_TYPES = {
+  dafelDate: { to: 1082, from: [1082], serialize: String, parse: (text: string) => text },
+  dafelTimestamp: {
+    to: 1114,
+    from: [1114],
+    serialize: String,
+    parse: (text: string) => text.replace(" ", "T"),
+  },
+  dafelTimestamptz: {
+    to: 1184,
+    from: [1184],
+    serialize: (value: unknown) => value instanceof Date ? value.toISOString() : String(value),
+    // "2025-01-01 10:00:00.123456+00" → "2025-01-01T10:00:00.123456+00:00": ISO 8601 with
+    // the microseconds a Date would drop.
+    parse: (text: string) => text.replace(" ", "T").replace(/([+-]\d\d)$/, "$1:00"),
+  },
+};
+
+function driverOptions(
+  config: Config,
+  secrets: Secrets,
+  socket: () => Promise<net.Socket>,
+  timeoutMs: number,
+) {
+  return {
+    // Only named in driver errors: every socket comes from openSocket.
+    host: config.host,
+    port: config.port,
+    database: config.database,
+    username: config.username,
+    password: secrets.password,
+    ssl: false as const,
+    socket,
+    connect_timeout: timeoutMs / 1000,
+    // The breaker paces retries of a failing source; the driver need not add long waits.
+    backoff: (retries: number) => Math.min(0.05 * retries, 1),
+    onnotice: () => {},
+    connection: { application_name: "dafel", DateStyle: "ISO" },
+    types: DATE_TYPES,
+  };
+}
+
+function poolOf(settings: Settings, ctx: ConnectorContext): Promise<Pool> {
+  return pooled(
+    { sourceId: settings.id, fingerprint: settings.fingerprint, type: "POSTGRESQL" },
+    () => {
+      const { config, secrets } = settings;
+      const meter = new ConnectionMeter();
+      const timeoutMs = connectTimeoutOf(config, ctx);
+      const plan = tlsPlanOf(config);
+      const sql = postgresJs({
+        ...driverOptions(
+          config,
+          secrets,
+          () => openSocket({ config, ctx, timeoutMs, plan, meter }),
+          timeoutMs,
+        ),
+        max: config.poolConfig?.max ?? ctx.pool.max,
+        idle_timeout: (config.idleTimeoutMillis ?? ctx.pool.idleTimeoutMs) / 1000,
+        // The first status message follows a successful login.
+        onparameter: () => {
+          const attempt = meter.latest;
+          if (attempt && !attempt.has("authenticate")) attempt.pass("authenticate");
+        },
+      });
+      const pool: Pool = { sql, meter, config, secrets, timeoutMs, tls: plan !== null };
+      return Promise.resolve({
+        pool,
+        stats: () => meter.stats(),
+        close: () => sql.end({ timeout: 2 }),
+      });
+    },
+  );
+}
+
+/**
+ * A quoted identifier (quote_ident's rule). Not postgres.js's sql(name): it splits a name
+ * at dots ("a.b" → "a"."b"), which would break tables whose names contain one.
+ */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function qualified(stream: StreamRef): string {
+  return `${quoteIdentifier(stream.schema ?? "public")}.${quoteIdentifier(stream.name)}`;
+}
+
+/** Runs a query within `ms`, cancelling it on the server when time runs out. */
+async function bounded<T>(query: postgresJs.PendingQuery<postgresJs.Row[]>, ms: number) {
+  try {
+    return await withTimeout(
+      query as unknown as Promise<T>,
+      ms,
+      () => Object.assign(new Error("query timed out"), { code: "QUERY_TIMEOUT" }),
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code === "QUERY_TIMEOUT") query.cancel();
+    throw error;
+  }
+}
+
+// --- Failures --------------------------------------------------------------------------
+
+type PgContext = { config: Config; secrets: Secrets; stage: StageName };
+
+/** SQLSTATE → classified failure. Class 28 and 3D are login failures; 42501 permissions. */
+function sqlStateFailure(code: string, serverMessage: string, c: PgContext): ConnectorError | null {
+  const who = `"${c.config.username}"`;
+  const db = `"${c.config.database}"`;
+  switch (code) {
+    case "28P01":
+      return {
+        code: "AUTH_FAILED",
+        message: `Login as ${who} failed: the password was rejected (28P01)`,
+        hint: "Check the username and password",
+        field: "password",
+      };
+    case "28000":
+      return {
+        code: "PERMISSION_DENIED",
+        message: `The server refused the login as ${who} (28000): ${serverMessage}`,
+        hint: "Check the username: the server (pg_hba.conf) does not let this user in from " +
+          "this address, or the role may not log in",
+        field: "username",
+      };
+    case "3D000":
+      return {
+        code: "DATABASE_NOT_FOUND",
+        message: `Database ${db} does not exist (3D000)`,
+        hint: "Check the database name (names are case-sensitive)",
+        field: "database",
+      };
+    case "42501":
+      return {
+        code: "PERMISSION_DENIED",
+        message: `Permission denied for ${who} (42501): ${serverMessage}`,
+        hint: c.stage === "authenticate"
+          ? `Check the username: it needs CONNECT on database ${db}`
+          : "Check the username: it needs SELECT on the table and USAGE on its schema",
+        field: "username",
+      };
+    case "42P01":
+    case "3F000":
+      return {
+        code: "RESOURCE_NOT_FOUND",
+        message: `Not found (${code}): ${serverMessage}`,
+        hint: "The table or schema is gone: discover the schema again",
+      };
+    case "53300":
+      return {
+        code: "UNKNOWN",
+        message: "The server has no free connections (53300)",
+        hint: "Lower the pool size of this or other sources, or raise max_connections",
+        field: "configuration.poolConfig",
+      };
+    case "57014":
+      return timeoutError({ host: c.config.host, port: c.config.port, stage: c.stage });
+  }
+  if (code.startsWith("08")) {
+    return {
+      code: "INVALID_RESPONSE",
+      message: `Connection failure (${code}): ${serverMessage}`,
+      hint: "Check the host and port",
+      field: "port",
+    };
+  }
+  if (code.startsWith("57P")) {
+    return {
+      code: "UNKNOWN",
+      message: `The server is not accepting work now (${code}): ${serverMessage}`,
+      hint: "The server is starting, stopping or in recovery: try again shortly",
+    };
+  }
+  return null;
+}
+
+/** postgres.js's own connection codes. */
+function driverFailure(code: string, c: PgContext): ConnectorError | null {
+  const at = `${c.config.host}:${c.config.port}`;
+  switch (code) {
+    case "CONNECT_TIMEOUT":
+    case "QUERY_TIMEOUT":
+      return timeoutError({ host: c.config.host, port: c.config.port, stage: c.stage });
+    case "CONNECTION_CLOSED":
+    case "CONNECTION_ENDED":
+    case "CONNECTION_DESTROYED":
+      return {
+        code: "INVALID_RESPONSE",
+        message: `${at} closed the connection during ${c.stage} (${code})`,
+        hint: "Check the port: the server there may not be PostgreSQL, or it dropped us",
+        field: "port",
+      };
+    case "SASL_SIGNATURE_MISMATCH":
+    case "AUTH_TYPE_NOT_IMPLEMENTED":
+      return {
+        code: "AUTH_FAILED",
+        message: `Login as "${c.config.username}" failed (${code})`,
+        hint: "Check the password, and that the server's authentication method is supported",
+        field: "password",
+      };
+  }
+  return null;
+}
+
+function classify(error: unknown, c: PgContext): ConnectorError {
+  if (error instanceof ConnectorFailure) return error.error;
+  const code = (error as { code?: unknown }).code;
+  const message = describe(error);
+  const failure =
+    (error instanceof postgresJs.PostgresError
+      ? sqlStateFailure(error.code, message, c)
+      : typeof code === "string"
+      ? driverFailure(code, c) ??
+        networkFailure(error, { ...c.config, stage: c.stage, protocol: "PostgreSQL" })
+      : null) ?? {
+      code: "UNKNOWN" as const,
+      message: `PostgreSQL error${typeof code === "string" ? ` (${code})` : ""}: ${message}`,
+      hint: "See the message; check the settings",
+    };
+  return withoutSecrets(failure, [c.secrets.password]);
+}
+
+/**
+ * After a 28000 refusal of a plain connection: does the same login get further over TLS?
+ * Then the server wants TLS for this user (a hostssl-only rule), which is the thing to fix.
+ */
+async function refusedOnlyWithoutTls(
+  config: Config,
+  secrets: Secrets,
+  ctx: ConnectorContext,
+  timeoutMs: number,
+): Promise<boolean> {
+  const plan: TlsPlan = {
+    servername: tlsPlanOf({ ...config, ssl: true })!.servername,
+    verify: false,
+  };
+  const probe = postgresJs({
+    ...driverOptions(
+      config,
+      secrets,
+      () => openSocket({ config, ctx, timeoutMs, plan }),
+      timeoutMs,
+    ),
+    max: 1,
+    fetch_types: false,
+  });
+  try {
+    await withTimeout(probe`select 1`, timeoutMs, () => new Error("probe timed out"));
+    return true;
+  } catch (error) {
+    return error instanceof postgresJs.PostgresError && error.code !== "28000";
+  } finally {
+    await probe.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+// --- Test ------------------------------------------------------------------------------
+
+const SERVER_INFO_SQL = `select current_setting('server_version') as version,
+  current_database() as database, current_user as "user",
+  current_setting('TimeZone') as timezone, current_setting('server_encoding') as encoding,
+  pg_is_in_recovery() as replica, pg_backend_pid() as "connectionId"`;
+
+type ServerInfoRow = {
+  version: string;
+  database: string;
+  user: string;
+  timezone: string;
+  encoding: string;
+  replica: boolean;
+  connectionId: number;
+};
+
+function connectionStages(tls: boolean): StageName[] {
+  return tls
+    ? ["resolve", "connect", "tls", "authenticate"]
+    : ["resolve", "connect", "authenticate"];
+}
+
+async function test(settings: Settings, ctx: ConnectorContext): Promise<TestResult> {
+  const started = performance.now();
+  const pool = await poolOf(settings, ctx);
+  const { meter, config } = pool;
+  const startedBefore = meter.started;
+  const opened = () => meter.started > startedBefore ? meter.latest : undefined;
+  try {
+    const queryStarted = performance.now();
+    const [row] = await withTimeout(
+      meter.busy(() => pool.sql.unsafe<ServerInfoRow[]>(SERVER_INFO_SQL, [], { prepare: true })),
+      pool.timeoutMs,
+      () => Object.assign(new Error("timed out"), { code: "CONNECT_TIMEOUT" }),
+    );
+    const attempt = opened();
+    attempt?.pass("query", {
+      detail: "includes the driver's one-time type lookup on a new connection",
+    });
+    const stages: Stage[] = attempt ? attempt.stages : [
+      ...reusedStages(connectionStages(pool.tls)),
+      { name: "query", ok: true, ms: Math.round((performance.now() - queryStarted) * 100) / 100 },
+    ];
+    return testSucceeded({
+      started,
+      stages,
+      message: `Connected to PostgreSQL ${row.version} as ${row.user} on ${row.database}`,
+      serverInfo: {
+        product: "PostgreSQL",
+        version: row.version,
+        database: row.database,
+        user: row.user,
+        host: config.host,
+        address: meter.latest?.address ?? null,
+        port: config.port,
+        timezone: row.timezone,
+        encoding: row.encoding,
+        ssl: pool.tls,
+        replica: row.replica,
+        connectionId: row.connectionId,
+      },
+    });
+  } catch (error) {
+    const attempt = opened();
+    const stage: StageName = error instanceof StageFailure
+      ? error.stage
+      : attempt && !attempt.has("authenticate")
+      ? "authenticate"
+      : "query";
+    let failure = classify(error, { config, secrets: pool.secrets, stage });
+    if (
+      failure.code === "PERMISSION_DENIED" && stage === "authenticate" && !pool.tls &&
+      (error as { code?: string }).code === "28000" &&
+      await refusedOnlyWithoutTls(config, pool.secrets, ctx, pool.timeoutMs)
+    ) {
+      failure = {
+        code: "SSL_REQUIRED",
+        message: `The server accepts "${config.username}" only over TLS: the plain login was ` +
+          "refused and the same login over TLS was not",
+        hint: "Turn on ssl (Use TLS) for this source",
+        field: "ssl",
+      };
+    }
+    const stages = [
+      ...(attempt?.stages ?? reusedStages(connectionStages(pool.tls))),
+      attempt ? attempt.failed(stage) : { name: stage, ok: false, ms: 0 },
+    ];
+    // A failed pool may hold half-open state; the next test starts from scratch.
+    await closePool(settings.id);
+    return testFailed({ started, stages, error: failure });
+  }
+}
+
+// --- Discovery -------------------------------------------------------------------------
+
+/** Every readable relation of every non-system schema, with its columns in order. */
+const RELATIONS_SQL = `
+select c.oid::int8 as oid, n.nspname as schema, c.relname as name, c.relkind as kind,
+  c.reltuples::float8 as estimate,
+  case
+    when c.relkind in ('r', 'm') then pg_relation_size(c.oid)
+    when c.relkind = 'p' then (select coalesce(sum(pg_relation_size(i.inhrelid)), 0)
+                               from pg_inherits i where i.inhparent = c.oid)
+  end::int8 as bytes,
+  coalesce((
+    select json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod),
+             not a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated)
+           order by a.attnum)
+    from pg_attribute a
+    left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+    where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+  ), '[]') as columns
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p', 'v', 'm', 'f') and not c.relispartition
+  and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
+  and has_schema_privilege(n.oid, 'USAGE')
+  and (has_table_privilege(c.oid, 'SELECT') or has_any_column_privilege(c.oid, 'SELECT'))
+order by n.nspname, c.relname`;
+
+/** Primary and unique keys (from their indexes, so unique indexes count) and foreign keys. */
+const KEYS_SQL = `
+select i.indrelid::int8 as oid, case when i.indisprimary then 'p' else 'u' end as kind,
+  ic.relname as name,
+  (select json_agg(a.attname order by k.ord)
+   from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
+   join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+   where k.ord <= i.indnkeyatts) as columns,
+  null::text as ref_schema, null::text as ref_table, null::json as ref_columns
+from pg_index i
+join pg_class ic on ic.oid = i.indexrelid
+join pg_class c on c.oid = i.indrelid
+join pg_namespace n on n.oid = c.relnamespace
+where (i.indisprimary or i.indisunique) and i.indisvalid and i.indpred is null
+  and i.indexprs is null and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
+union all
+select con.conrelid::int8, 'f', con.conname,
+  (select json_agg(a.attname order by k.ord)
+   from unnest(con.conkey) with ordinality as k(attnum, ord)
+   join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum),
+  fn.nspname::text, fc.relname::text,
+  (select json_agg(a.attname order by k.ord)
+   from unnest(con.confkey) with ordinality as k(attnum, ord)
+   join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum)
+from pg_constraint con
+join pg_class c on c.oid = con.conrelid
+join pg_namespace n on n.oid = c.relnamespace
+join pg_class fc on fc.oid = con.confrelid
+join pg_namespace fn on fn.oid = fc.relnamespace
+where con.contype = 'f' and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'`;
+
+type RelationRow = {
+  oid: string;
+  schema: string;
+  name: string;
+  kind: "r" | "p" | "v" | "m" | "f";
+  estimate: number;
+  bytes: string | null;
+  columns: [string, string, boolean, string | null, string, string][];
+};
+
+type KeyRow = {
+  oid: string;
+  kind: "p" | "u" | "f";
+  name: string;
+  columns: string[];
+  ref_schema: string | null;
+  ref_table: string | null;
+  ref_columns: string[] | null;
+};
+
+function columnDefault(
+  expression: string | null,
+  identity: string,
+  generated: string,
+): string | null {
+  if (identity === "a") return "generated always as identity";
+  if (identity === "d") return "generated by default as identity";
+  if (generated === "s" && expression) return `generated always as (${expression}) stored`;
+  return expression;
+}
+
+function toStream(relation: RelationRow, keys: KeyRow[]): Stream {
+  const primary = keys.find((key) => key.kind === "p");
+  const uniques = keys.filter((key) => key.kind === "u")
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const soloUnique = new Set(
+    uniques.filter((key) => key.columns.length === 1).map((key) => key.columns[0]),
+  );
+  const primaryColumns = new Set(primary?.columns ?? []);
+  const columns: Column[] = relation.columns.map((
+    [name, type, nullable, expression, identity, generated],
+  ) => ({
+    name,
+    type,
+    nullable,
+    primaryKey: primaryColumns.has(name),
+    unique: soloUnique.has(name) || (primary?.columns.length === 1 && primaryColumns.has(name)),
+    default: columnDefault(expression, identity, generated),
+  }));
+  const foreignKeys: ForeignKey[] = keys.filter((key) => key.kind === "f")
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((key) => ({
+      name: key.name,
+      columns: key.columns,
+      referencedSchema: key.ref_schema!,
+      referencedTable: key.ref_table!,
+      referencedColumns: key.ref_columns ?? [],
+    }));
+  const isView = relation.kind === "v" || relation.kind === "m";
+  const estimate = relation.estimate >= 0 && relation.kind !== "v" ? relation.estimate : null;
+  return {
+    name: relation.name,
+    schema: relation.schema,
+    kind: isView ? "view" : "table",
+    columns,
+    rowCount: relation.bytes === "0" && relation.kind !== "p" ? 0 : estimate,
+    // An empty heap has no rows: exact without counting.
+    rowCountExact: relation.bytes === "0" && relation.kind !== "p",
+    constraints: {
+      primaryKeys: primary?.columns ?? [],
+      foreignKeys,
+      uniqueKeys: [...soloUnique].sort(),
+      uniqueConstraints: uniques.map((key) => ({ name: key.name, columns: key.columns })),
+    },
+  };
+}
+
+/**
+ * Three catalog queries whatever the number of tables: relations with their columns, keys,
+ * and one UNION ALL of exact counts for the small tables.
+ */
+async function discover(settings: Settings, ctx: ConnectorContext): Promise<Result<Discovery>> {
+  const pool = await poolOf(settings, ctx);
+  const { sql, meter } = pool;
+  try {
+    return await meter.busy(async () => {
+      const [relations, keys] = await Promise.all([
+        bounded<RelationRow[]>(sql.unsafe(RELATIONS_SQL), DISCOVERY_TIMEOUT_MS),
+        bounded<KeyRow[]>(sql.unsafe(KEYS_SQL), DISCOVERY_TIMEOUT_MS),
+      ]);
+      const keysByTable = Map.groupBy(keys, (key) => key.oid);
+      const streams = relations.map((relation) =>
+        toStream(relation, keysByTable.get(relation.oid) ?? [])
+      );
+      const counted = tablesToCount(
+        relations.map((relation, index) => ({
+          index,
+          relation,
+          bytes: relation.kind === "r" || relation.kind === "m" ? Number(relation.bytes) : null,
+        })).filter((entry) => entry.bytes !== 0),
+      );
+      if (counted.length) {
+        const text = counted.map((entry, position) =>
+          `select ${position}::int4 as i, count(*)::int8 as n from ${qualified(entry.relation)}`
+        ).join("\nunion all\n");
+        const counts = await bounded<{ i: number; n: string }[]>(
+          sql.unsafe(text),
+          DISCOVERY_TIMEOUT_MS,
+        );
+        for (const { i, n } of counts) {
+          const stream = streams[counted[i].index];
+          stream.rowCount = Number(n);
+          stream.rowCountExact = true;
+        }
+      }
+      return { ok: true as const, value: { streams } };
+    });
+  } catch (error) {
+    return {
+      ok: false,
+      error: classify(error, { config: pool.config, secrets: pool.secrets, stage: "query" }),
+    };
+  }
+}
+
+// --- Preview and read ------------------------------------------------------------------
+
+const COLUMN_TYPES_SQL = `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type
+from pg_attribute a
+join pg_class c on c.oid = a.attrelid
+join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped
+order by a.attnum`;
+
+async function preview(
+  settings: Settings,
+  request: { stream: StreamRef; limit: number },
+  ctx: ConnectorContext,
+): Promise<Result<Preview>> {
+  const pool = await poolOf(settings, ctx);
+  const { sql, meter } = pool;
+  const limit = Math.max(1, Math.min(1000, Math.trunc(request.limit)));
+  try {
+    return await meter.busy(async () => {
+      const [columns, rows] = await Promise.all([
+        bounded<{ name: string; type: string }[]>(
+          sql.unsafe(COLUMN_TYPES_SQL, [request.stream.schema ?? "public", request.stream.name]),
+          PREVIEW_TIMEOUT_MS,
+        ),
+        bounded<Record<string, unknown>[]>(
+          sql.unsafe(`select * from ${qualified(request.stream)} limit $1`, [limit]),
+          PREVIEW_TIMEOUT_MS,
+        ),
+      ]);
+      return {
+        ok: true as const,
+        value: {
+          columns: columns.map(({ name, type }) => ({ name, type })),
+          rows: rows.map(jsonSafeRow),
+        },
+      };
+    });
+  } catch (error) {
+    return {
+      ok: false,
+      error: classify(error, { config: pool.config, secrets: pool.secrets, stage: "query" }),
+    };
+  }
+}
+
+/**
+ * Reads a table in batches through a server-side cursor (memory stays bounded). With a
+ * cursor column, only rows past `after`, in cursor order, for incremental syncs.
+ */
+async function* read(
+  settings: Settings,
+  request: ReadRequest,
+  ctx: ConnectorContext,
+): AsyncGenerator<RecordBatch> {
+  const pool = await poolOf(settings, ctx);
+  const { sql, meter } = pool;
+  const params: unknown[] = [];
+  let text = `select * from ${qualified(request.stream)}`;
+  if (request.cursor) {
+    const column = quoteIdentifier(request.cursor.column);
+    if (request.cursor.after !== undefined && request.cursor.after !== null) {
+      params.push(request.cursor.after);
+      text += ` where ${column} > $1`;
+    }
+    text += ` order by ${column}`;
+  }
+  const batches = sql.unsafe(text, params as postgresJs.ParameterOrJSON<never>[])
+    .cursor(Math.max(1, request.batchSize))[Symbol.asyncIterator]();
+  const context = { config: pool.config, secrets: pool.secrets, stage: "query" as const };
+  meter.active++;
+  try {
+    while (true) {
+      request.signal?.throwIfAborted();
+      let next: IteratorResult<Record<string, unknown>[]>;
+      try {
+        next = await withTimeout(
+          batches.next(),
+          READ_BATCH_TIMEOUT_MS,
+          () => Object.assign(new Error("batch timed out"), { code: "QUERY_TIMEOUT" }),
+        );
+      } catch (error) {
+        throw new ConnectorFailure(classify(error, context));
+      }
+      if (next.done) return;
+      yield { rows: next.value.map(jsonSafeRow) };
+    }
+  } finally {
+    meter.active--;
+    await withTimeout(
+      Promise.resolve(batches.return?.()),
+      5_000,
+      () => new Error("cursor close timed out"),
+    ).catch(() => {});
+  }
+}
+
 export const postgres = {
   type: "POSTGRESQL",
   label: "PostgreSQL",
   description: "PostgreSQL 11 or newer, including hosted services",
   configSchema,
   secretsSchema,
-} satisfies ConnectorSpec<typeof configSchema, typeof secretsSchema>;
+  capabilities: { pooled: true, incremental: true },
+  test,
+  discover,
+  preview,
+  read,
+  close: closePool,
+} satisfies Connector<typeof configSchema, typeof secretsSchema>;

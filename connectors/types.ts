@@ -47,7 +47,15 @@ export type StageName =
   | "query"
   | "response";
 
-export type Stage = { name: StageName; ok: boolean; ms: number };
+export type Stage = {
+  name: StageName;
+  ok: boolean;
+  ms: number;
+  /** Done earlier by a pooled connection, so nothing was timed now. */
+  reused?: boolean;
+  /** What the number covers when a driver does not let the stage be timed on its own. */
+  detail?: string;
+};
 
 export type ServerInfo = Record<string, string | number | boolean | null>;
 

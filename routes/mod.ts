@@ -23,6 +23,7 @@ import { auditLogsApi } from "./audit_logs.ts";
 import { authApi } from "./auth.ts";
 import { authPages } from "./auth_pages.tsx";
 import { dataSourcesApi } from "./data_sources.ts";
+import { filesApi } from "./files.ts";
 import { healthApi, metricsResponse } from "./health.ts";
 import { openApiDocument } from "./openapi.ts";
 import { sourceConnectionsApi, testDemoApi } from "./source_connections.ts";
@@ -63,13 +64,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }),
   );
   app.use("/static/*", serveStatic({ root: staticRoot, rewriteRequestPath: (p) => p.slice(7) }));
+  const jsonBodyLimit = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) =>
+      errorJson(c, new ApiError(413, "PAYLOAD_TOO_LARGE", "Request body is larger than 1 MiB")),
+  });
+  // File uploads carry their own, larger limit (routes/files.ts).
   app.use(
     "/api/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) =>
-        errorJson(c, new ApiError(413, "PAYLOAD_TOO_LARGE", "Request body is larger than 1 MiB")),
-    }),
+    (c, next) =>
+      c.req.method === "POST" && c.req.path === "/api/files" ? next() : jsonBodyLimit(c, next),
   );
   const sameOrigin = csrf({
     origin: (origin, c) => origin === new URL(c.req.url).origin || origin === publicOrigin,
@@ -91,6 +95,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/api/data-sources", sourceConnectionsApi(deps));
   app.route("/api/test-demo", testDemoApi(deps));
   app.route("/api/audit-logs", auditLogsApi(deps));
+  app.route("/api/files", filesApi(deps));
   app.get("/api/openapi.json", requireUser, (c) => c.json(openApiDocument()));
   if (deps.config.metricsPort === undefined) app.get("/metrics", () => metricsResponse());
 

@@ -1,0 +1,102 @@
+/**
+ * Scheduled health checks: every 30 s each CONNECTED source gets one connection test,
+ * across all instances (one job per source and 30-second slot, deduplicated by the
+ * database). A source a health check found broken is tried again with exponential backoff
+ * (30 s, 1 min, 2 min, ... up to 30 min) until it answers; one a user's own test found
+ * broken waits for the user.
+ */
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { type OperationDeps, testSource } from "../connectors/operations.ts";
+import type { Db } from "../db/mod.ts";
+import { connectionTests, dataSources, jobs } from "../db/schema.ts";
+import { jobValues } from "./jobs.ts";
+import type { JobOutcome } from "./runner.ts";
+
+export const HEALTH_INTERVAL_MS = 30_000;
+/** The longest pause between checks of a source that keeps failing. */
+export const MAX_HEALTH_BACKOFF_MS = 30 * 60_000;
+
+/** Pause before the next check after `failures` failed health checks in a row. */
+export function healthBackoffMs(failures: number, intervalMs = HEALTH_INTERVAL_MS): number {
+  if (failures <= 1) return intervalMs;
+  return Math.min(intervalMs * 2 ** (failures - 1), MAX_HEALTH_BACKOFF_MS);
+}
+
+/** Sources in ERROR that a health check (not a user) put there, due for another try. */
+async function brokenSourcesDue(db: Db, now: number, intervalMs: number): Promise<string[]> {
+  const broken = await db.select({ id: dataSources.id, lastTest: dataSources.lastConnectionTest })
+    .from(dataSources).where(eq(dataSources.status, "ERROR"));
+  const due: string[] = [];
+  for (const source of broken) {
+    const recent = await db.select({
+      success: connectionTests.success,
+      trigger: connectionTests.trigger,
+    }).from(connectionTests).where(eq(connectionTests.dataSourceId, source.id))
+      .orderBy(desc(connectionTests.testedAt)).limit(12);
+    if (recent[0]?.trigger !== "health" || recent[0].success) continue;
+    let failures = 0;
+    while (failures < recent.length && !recent[failures].success) failures++;
+    const last = source.lastTest?.getTime() ?? 0;
+    if (last + healthBackoffMs(failures, intervalMs) <= now) due.push(source.id);
+  }
+  return due;
+}
+
+/**
+ * Queues this slot's checks; a source with a check still queued or running gets none.
+ * Every instance may call it at once: the slot's dedupe key lets one job per source in.
+ */
+export async function enqueueHealthChecks(
+  db: Db,
+  options: { now?: number; intervalMs?: number } = {},
+): Promise<number> {
+  const now = options.now ?? Date.now();
+  const intervalMs = options.intervalMs ?? HEALTH_INTERVAL_MS;
+  const connected = await db.select({ id: dataSources.id }).from(dataSources)
+    .where(and(
+      eq(dataSources.status, "CONNECTED"),
+      sql`not exists (select 1 from ${jobs} where ${jobs.dataSourceId} = ${dataSources.id}
+        and ${jobs.kind} = 'health_check' and ${jobs.status} in ('queued', 'running'))`,
+    ));
+  const ids = [...connected.map((row) => row.id), ...await brokenSourcesDue(db, now, intervalMs)];
+  if (ids.length === 0) return 0;
+  const slot = Math.floor(now / intervalMs);
+  const rows = await db.insert(jobs).values(
+    ids.map((id) =>
+      jobValues({ kind: "health_check", dataSourceId: id, dedupeKey: `health:${id}:${slot}` })
+    ),
+  ).onConflictDoNothing({ target: jobs.dedupeKey }).returning({ id: jobs.id });
+  return rows.length;
+}
+
+/** Handles a `health_check` job: tests the source unless it changed state meanwhile. */
+export async function runHealthCheck(
+  deps: OperationDeps,
+  job: { dataSourceId: string | null },
+  control: { signal: AbortSignal },
+): Promise<JobOutcome> {
+  if (!job.dataSourceId) return { status: "failed", error: "No source" };
+  const [source] = await deps.db.select().from(dataSources)
+    .where(and(
+      eq(dataSources.id, job.dataSourceId),
+      inArray(dataSources.status, ["CONNECTED", "ERROR"]),
+    ));
+  // Deleted, being edited (CONFIGURING) or tested by a user right now: nothing to check.
+  if (!source) return { status: "succeeded" };
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(control.signal.reason);
+    control.signal.addEventListener("abort", onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    const result = await Promise.race([testSource(deps, source, { trigger: "health" }), aborted]);
+    return result.success
+      ? { status: "succeeded" }
+      : { status: "failed", error: result.error?.code ?? result.message };
+  } catch (error) {
+    return { status: "failed", error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    control.signal.removeEventListener("abort", onAbort!);
+  }
+}

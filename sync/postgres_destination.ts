@@ -1,0 +1,248 @@
+/**
+ * Loading into PostgreSQL with COPY. A full refresh runs in one transaction: create the
+ * staging table, COPY every batch into it, add the primary key, swap it for the table and
+ * save the stream's state; a failed or killed run rolls all of it back, so the old table and
+ * state stay as they were and no staging table is left behind. An incremental batch is
+ * COPYed into a temporary table of a reserved session and upserted by primary key in its
+ * own transaction, together with the cursor it reached.
+ */
+import type postgres from "postgres";
+import { maxCursor } from "./cursor.ts";
+import { copyText, openCopy } from "./copy_writer.ts";
+import {
+  type Destination,
+  type LoadResult,
+  SAVE_STATE_SQL,
+  saveStateParams,
+  STAGING_TABLES_SQL,
+  stagingLogId,
+} from "./destination.ts";
+import {
+  type ColumnChange,
+  columnDefinitions,
+  followBatch,
+  qualified,
+  quoteIdent,
+  type TablePlan,
+} from "./table_plan.ts";
+
+type Session = postgres.TransactionSql | postgres.ReservedSql;
+
+/** Applies column changes to a table (staging, target or the incoming temp table). */
+async function applyChanges(sql: Session, target: string, changes: ColumnChange[]) {
+  for (const change of changes) {
+    const column = quoteIdent(change.column.name);
+    if (change.kind === "add") {
+      await sql.unsafe(
+        `alter table ${target} add column if not exists ${column} ${change.column.type.sql}`,
+      );
+    } else {
+      await sql.unsafe(
+        `alter table ${target} alter column ${column} type ${change.column.type.sql} using ${column}::${change.column.type.sql}`,
+      );
+    }
+  }
+}
+
+function keyList(plan: TablePlan): string {
+  return plan.primaryKey.map(quoteIdent).join(", ");
+}
+
+/** Columns the table has now (to add those the source gained since). */
+async function existingColumns(sql: Session, schema: string, table: string): Promise<Set<string>> {
+  const rows = await sql.unsafe<{ name: string }[]>(
+    `select a.attname as name from pg_attribute a
+      where a.attrelid = ($1 || '.' || $2)::regclass and a.attnum > 0 and not a.attisdropped`,
+    [quoteIdent(schema), quoteIdent(table)],
+  );
+  return new Set(rows.map((row) => row.name));
+}
+
+/** The primary key columns of an existing table, in key order; empty without one. */
+async function existingKey(sql: Session, schema: string, table: string): Promise<string[]> {
+  const rows = await sql.unsafe<{ name: string }[]>(
+    `select a.attname as name
+       from pg_index i
+       join lateral unnest(i.indkey) with ordinality as k(attnum, position) on true
+       join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+      where i.indrelid = ($1 || '.' || $2)::regclass and i.indisprimary
+      order by k.position`,
+    [quoteIdent(schema), quoteIdent(table)],
+  );
+  return rows.map((row) => row.name);
+}
+
+/** Makes the target exist with the plan's columns; returns the key usable for upserts. */
+async function prepareTarget(sql: Session, plan: TablePlan): Promise<string[]> {
+  const target = qualified(plan.schema, plan.table);
+  const key = plan.primaryKey.length ? `, primary key (${keyList(plan)})` : "";
+  await sql.unsafe(
+    `create table if not exists ${target} (${columnDefinitions(plan.columns)}${key})`,
+  );
+  const present = await existingColumns(sql, plan.schema, plan.table);
+  const missing = plan.columns.filter((column) => !present.has(column.name));
+  await applyChanges(sql, target, missing.map((column) => ({ kind: "add", column })));
+  const tableKey = await existingKey(sql, plan.schema, plan.table);
+  const planned = new Set(plan.columns.map((column) => column.name));
+  // Upsert on the table's own key, as long as every row carries it.
+  return tableKey.length && tableKey.every((name) => planned.has(name)) ? tableKey : [];
+}
+
+/** The upsert from the incoming temp table: the last row of each key wins. */
+function upsertSql(plan: TablePlan, incoming: string, key: string[]): string {
+  const target = qualified(plan.schema, plan.table);
+  const names = plan.columns.map((column) => quoteIdent(column.name));
+  const list = names.join(", ");
+  if (key.length === 0) return `insert into ${target} (${list}) select ${list} from ${incoming}`;
+  const keys = key.map(quoteIdent).join(", ");
+  const updates = plan.columns.filter((column) => !key.includes(column.name))
+    .map((column) => `${quoteIdent(column.name)} = excluded.${quoteIdent(column.name)}`);
+  return `insert into ${target} (${list})
+    select distinct on (${keys}) ${list} from ${incoming} order by ${keys}, "_dafel_seq" desc
+    on conflict (${keys}) do ${updates.length ? `update set ${updates.join(", ")}` : "nothing"}`;
+}
+
+/** The PostgreSQL destination over a postgres.js client. */
+export function postgresDestination(client: postgres.Sql): Destination {
+  return {
+    kind: "postgres",
+
+    async ensureSchema(schema) {
+      await client.unsafe(`create schema if not exists ${quoteIdent(schema)}`);
+    },
+
+    async tableExists(schema, table) {
+      const [row] = await client.unsafe<{ found: boolean }[]>(
+        `select to_regclass($1) is not null as found`,
+        [qualified(schema, table)],
+      );
+      return row.found;
+    },
+
+    async replace(options) {
+      const { plan, staging, state } = options;
+      const signal = new AbortController();
+      return await client.begin(async (tx): Promise<LoadResult> => {
+        const stagingTable = qualified(plan.schema, staging);
+        await tx.unsafe(`create table ${stagingTable} (${columnDefinitions(plan.columns)})`);
+        let copy = await openCopy(tx, stagingTable, {
+          columns: plan.columns,
+          signal: signal.signal,
+        });
+        let records = 0;
+        let cursor: unknown = undefined;
+        try {
+          for await (const rows of options.batches) {
+            const changes = followBatch(plan, rows);
+            if (changes.length) {
+              await copy.finish();
+              await applyChanges(tx, stagingTable, changes);
+              copy = await openCopy(tx, stagingTable, {
+                columns: plan.columns,
+                signal: signal.signal,
+              });
+            }
+            await copy.write(copyText(rows, plan.columns));
+            records += rows.length;
+            if (options.cursorField) cursor = maxCursor(cursor, rows, options.cursorField);
+            await options.onBatch(records);
+          }
+          await copy.finish();
+        } catch (error) {
+          // Leave COPY mode so the transaction can roll back on this connection.
+          copy.abort(error instanceof Error ? error : new Error(String(error)));
+          signal.abort();
+          throw error;
+        }
+        const target = qualified(plan.schema, plan.table);
+        if (plan.primaryKey.length) {
+          await tx.unsafe(
+            `alter table ${stagingTable} add constraint ${
+              quoteIdent(`${staging}_pkey`)
+            } primary key (${keyList(plan)})`,
+          );
+        }
+        await tx.unsafe(`drop table if exists ${target}`);
+        await tx.unsafe(`alter table ${stagingTable} rename to ${quoteIdent(plan.table)}`);
+        if (plan.primaryKey.length) {
+          await tx.unsafe(
+            `alter index ${qualified(plan.schema, `${staging}_pkey`)} rename to ${
+              quoteIdent(`${plan.table}_pkey`)
+            }`,
+          );
+        }
+        await tx.unsafe(SAVE_STATE_SQL, saveStateParams(state, records, cursor));
+        return { records, rowCount: records, cursor };
+      });
+    },
+
+    async upsert(options) {
+      const { plan, state } = options;
+      const key = await client.begin((tx) => prepareTarget(tx, plan));
+      const target = qualified(plan.schema, plan.table);
+      const session = await client.reserve();
+      const incoming = `pg_temp.${
+        quoteIdent(`_dafel_incoming_${crypto.randomUUID().slice(0, 8)}`)
+      }`;
+      let records = 0;
+      let cursor = options.startCursor;
+      try {
+        await session.unsafe(`create temp table ${incoming} (like ${target})`);
+        await session.unsafe(
+          `alter table ${incoming} add column "_dafel_seq" bigint generated always as identity`,
+        );
+        for await (const rows of options.batches) {
+          await session.unsafe("begin");
+          let copy;
+          try {
+            const changes = followBatch(plan, rows);
+            if (changes.length) {
+              await applyChanges(session, target, changes);
+              await applyChanges(session, incoming, changes);
+            }
+            copy = await openCopy(session, incoming, { columns: plan.columns });
+            await copy.write(copyText(rows, plan.columns));
+            await copy.finish();
+            copy = undefined;
+            await session.unsafe(upsertSql(plan, incoming, key));
+            await session.unsafe(`truncate ${incoming}`);
+            const reached = options.cursorField
+              ? maxCursor(cursor, rows, options.cursorField)
+              : cursor;
+            await session.unsafe(SAVE_STATE_SQL, saveStateParams(state, null, reached));
+            await session.unsafe("commit");
+            cursor = reached;
+          } catch (error) {
+            copy?.abort(error instanceof Error ? error : new Error(String(error)));
+            await session.unsafe("rollback").catch(() => {});
+            throw error;
+          }
+          records += rows.length;
+          await options.onBatch(records);
+        }
+        const [{ count }] = await session.unsafe<{ count: string }[]>(
+          `select count(*) as count from ${target}`,
+        );
+        const rowCount = Number(count);
+        await session.unsafe(SAVE_STATE_SQL, saveStateParams(state, rowCount, cursor));
+        return { records, rowCount, cursor };
+      } finally {
+        await session.unsafe(`drop table if exists ${incoming}`).catch(() => {});
+        session.release();
+      }
+    },
+
+    async dropStaleStaging(running) {
+      const tables = await client.unsafe<{ schema: string; name: string }[]>(STAGING_TABLES_SQL);
+      const dropped: string[] = [];
+      if (tables.length === 0) return dropped;
+      const isRunning = await running();
+      for (const table of tables) {
+        if (isRunning(stagingLogId(table.name))) continue;
+        await client.unsafe(`drop table if exists ${qualified(table.schema, table.name)}`);
+        dropped.push(`${table.schema}.${table.name}`);
+      }
+      return dropped;
+    },
+  };
+}

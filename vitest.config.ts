@@ -6,6 +6,7 @@ const apiTests = ["tests/api/**/*.test.{ts,tsx}"];
 export default defineConfig({
   esbuild: { jsx: "automatic", jsxImportSource: "hono/jsx" },
   test: {
+    globalSetup: ["./tests/global_setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     teardownTimeout: 10_000,

@@ -19,6 +19,7 @@ import { createUser } from "./db/users.ts";
 import { userCount } from "./routes/_auth.ts";
 import type { AppDeps } from "./routes/_env.ts";
 import { createApp } from "./routes/mod.ts";
+import { recoverInterruptedWork, startSyncEngine, type SyncEngine } from "./sync/mod.ts";
 import { configureLogging, log } from "./telemetry.ts";
 import { openVault } from "./vault/keys.ts";
 import type { Vault } from "./vault/mod.ts";
@@ -96,6 +97,9 @@ export async function start(config: Config): Promise<Running> {
   await Deno.mkdir(config.filesDir, { recursive: true });
 
   const deps = createDeps({ config, database, vault, demo: demoSettings });
+  // Runs and jobs a stopped process left behind are settled before anything new starts.
+  await recoverInterruptedWork(database);
+  const engine: SyncEngine | null = config.jobs ? startSyncEngine(deps) : null;
   const app = createApp(deps);
   const server = Deno.serve({
     hostname: config.host,
@@ -109,6 +113,7 @@ export async function start(config: Config): Promise<Running> {
     server,
     async close() {
       await server.shutdown();
+      await engine?.stop();
       await closeAllPools();
       await demo?.close();
       await database.close();

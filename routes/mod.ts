@@ -30,6 +30,8 @@ import { sourceConnectionsApi, testDemoApi } from "./source_connections.ts";
 import { auditPages } from "./audit_pages.tsx";
 import { sourceFormPages } from "./source_form_pages.tsx";
 import { sourcePages } from "./source_pages.tsx";
+import { syncApi } from "./sync.ts";
+import { syncPages } from "./sync_pages.tsx";
 import { tokenPages } from "./token_pages.tsx";
 import { userPages } from "./user_pages.tsx";
 import { tokensApi } from "./tokens.ts";
@@ -93,6 +95,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/api/users", usersApi(deps));
   app.route("/api/data-sources", dataSourcesApi(deps));
   app.route("/api/data-sources", sourceConnectionsApi(deps));
+  app.route("/api/data-sources", syncApi(deps));
   app.route("/api/test-demo", testDemoApi(deps));
   app.route("/api/audit-logs", auditLogsApi(deps));
   app.route("/api/files", filesApi(deps));
@@ -105,6 +108,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // The form pages first: /data-sources/new is not a source id.
   app.route("/", sourceFormPages(deps));
   app.route("/", sourcePages(deps));
+  app.route("/", syncPages(deps));
   app.route("/", tokenPages(deps));
   app.route("/", userPages(deps));
   app.route("/", auditPages(deps));

@@ -58,6 +58,7 @@ const NATIVE: Record<string, DestinationType> = {
   year: native("smallint", "integer"),
   smallserial: native("smallint", "integer"),
   int: native("integer", "integer"),
+  integer: native("integer", "integer"),
   int4: native("integer", "integer"),
   mediumint: native("integer", "integer"),
   serial: native("integer", "integer"),
@@ -71,6 +72,9 @@ const NATIVE: Record<string, DestinationType> = {
   float8: native("double precision", "float"),
   double: native("double precision", "float"),
   bool: native("boolean", "boolean"),
+  boolean: native("boolean", "boolean"),
+  date: native("date", "date"),
+  text: native("text", "text"),
   uuid: native("uuid", "text"),
   json: native("jsonb", "json"),
   jsonb: native("jsonb", "json"),
@@ -93,10 +97,22 @@ const NATIVE: Record<string, DestinationType> = {
 
 const DECIMAL = /^(numeric|decimal|dec|fixed)\s*(\(\s*(\d+)\s*(,\s*(\d+)\s*)?\))?/;
 
-/** The destination type for a discovered column type. */
-export function destinationType(sourceType: string): DestinationType {
+/** Vocabulary words that are also SQL type names: a declared schema means the SQL type. */
+const ALSO_NATIVE = new Set(["integer", "boolean", "date", "text", "timestamp"]);
+
+/**
+ * The destination type for a discovered column type. `declared` says the source has a
+ * schema of its own (SQL tables and views): "integer" is then PostgreSQL's integer, not a
+ * sampled guess, and its values need no checking.
+ */
+export function destinationType(
+  sourceType: string,
+  options: { declared?: boolean } = {},
+): DestinationType {
   const type = sourceType.trim().toLowerCase().replace(/\s+/g, " ");
-  if (type in VOCABULARY) return VOCABULARY[type];
+  if (type in VOCABULARY && !(options.declared && ALSO_NATIVE.has(type))) {
+    return VOCABULARY[type];
+  }
   // Arrays: `integer[]`, PostgreSQL's internal `_int4`, information_schema's ARRAY.
   if (type.endsWith("]") || type.startsWith("_") || type === "array") {
     return native("jsonb", "json");

@@ -110,7 +110,8 @@ export async function finishJob(
   const requeue = options.status === "queued";
   await db.update(jobs).set({
     status: options.status,
-    lockedBy: null,
+    // Kept after the end: which instance ran the job. A requeued job belongs to no one.
+    ...(requeue ? { lockedBy: null } : {}),
     lockedUntil: null,
     lastError: options.error ?? null,
     finishedAt: requeue ? null : sql`now()`,

@@ -78,10 +78,11 @@ export function columnNameFor(field: string, position: number, taken: Set<string
 /** Plans the destination table of a discovered stream. */
 export function planTable(stream: Stream, destination: { schema: string; table: string }) {
   const taken = new Set<string>();
+  const open = stream.kind !== "table" && stream.kind !== "view";
   const columns = stream.columns.map((column, position): PlannedColumn => ({
     field: column.name,
     name: columnNameFor(column.name, position, taken),
-    type: destinationType(column.type),
+    type: destinationType(column.type, { declared: !open }),
   }));
   const byField = new Map(columns.map((column) => [column.field, column]));
   const primaryKey = stream.constraints.primaryKeys
@@ -92,7 +93,7 @@ export function planTable(stream: Stream, destination: { schema: string; table: 
     columns,
     // A key we cannot map entirely is no key at all.
     primaryKey: primaryKey.length === stream.constraints.primaryKeys.length ? primaryKey : [],
-    open: stream.kind !== "table" && stream.kind !== "view",
+    open,
   };
   return plan;
 }

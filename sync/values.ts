@@ -44,6 +44,17 @@ function hex(bytes: Uint8Array): string {
   return out;
 }
 
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Bytes a connector sent as text: the SQL connectors hand binary columns over as base64
+ * (their JSON-safe rows); anything else is taken as UTF-8 text.
+ */
+function bytesOfText(text: string): Uint8Array {
+  if (BASE64.test(text)) return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
+  return new TextEncoder().encode(text);
+}
+
 function jsonReplacer(_key: string, value: unknown): unknown {
   if (typeof value === "bigint") return value.toString();
   if (typeof value === "string" && value.includes("\u0000")) return value.replaceAll("\u0000", "");
@@ -80,6 +91,7 @@ export function valueText(value: unknown, kind: ValueKind): string | null {
       break;
     case "bytea":
       if (value instanceof Uint8Array) return hex(value);
+      if (typeof value === "string") return hex(bytesOfText(value));
       break;
     case "integer":
     case "float":

@@ -115,7 +115,7 @@ for (const kind of ["pglite", "postgres"] as const) {
           where table_schema = '${schema}' and table_name = 'orders' order by ordinal_position`,
       );
       expect(types.map((row) => row.data_type)).toEqual(
-        ["bigint", "text", "numeric", "timestamp with time zone", "jsonb"],
+        ["integer", "text", "numeric", "timestamp with time zone", "jsonb"],
       );
       const [key] = await rawRows<any>(
         database,

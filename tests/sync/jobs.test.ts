@@ -121,7 +121,7 @@ describe("two runners on one PostgreSQL", () => {
         const [row] = await first.db.select().from(jobs).where(eq(jobs.id, job!.id));
         return row.status === "succeeded" ? row : undefined;
       });
-      expect(done.lockedBy).toBeNull();
+      expect(done.lockedBy).toBe(runner.instanceId);
       expect(done.attempts).toBe(2);
       expect(ran).toEqual([2]);
     } finally {

@@ -230,18 +230,28 @@ export async function discoverSource(
   return outcome.value;
 }
 
+/**
+ * The hash of a schema's shape. Row counts are left out: rows come and go all the time,
+ * and a snapshot per count change would push the last real change out of the diff.
+ */
 function schemaHash(discovery: Discovery): string {
-  return encodeHexLowerCase(sha256(new TextEncoder().encode(JSON.stringify(discovery.streams))));
+  const shape = discovery.streams.map(({ rowCount: _rows, rowCountExact: _exact, ...rest }) =>
+    rest
+  );
+  return encodeHexLowerCase(sha256(new TextEncoder().encode(JSON.stringify(shape))));
 }
 
-/** Stores a snapshot; an identical schema only refreshes the newest one's time. */
+/**
+ * Stores a snapshot; an identical schema only refreshes the newest one (its time and its
+ * row counts).
+ */
 async function keepSnapshot(db: Db, sourceId: string, discovery: Discovery) {
   const hash = schemaHash(discovery);
   const [latest] = await db.select({ id: schemaSnapshots.id, hash: schemaSnapshots.hash })
     .from(schemaSnapshots).where(eq(schemaSnapshots.dataSourceId, sourceId))
     .orderBy(desc(schemaSnapshots.discoveredAt)).limit(1);
   if (latest?.hash === hash) {
-    await db.update(schemaSnapshots).set({ discoveredAt: new Date() })
+    await db.update(schemaSnapshots).set({ discoveredAt: new Date(), schema: discovery })
       .where(eq(schemaSnapshots.id, latest.id));
     return;
   }

@@ -552,7 +552,9 @@ async function test(settings: Settings, ctx: ConnectorContext): Promise<TestResu
       ...(attempt?.stages ?? reusedStages(connectionStages(pool.tls))),
       attempt ? attempt.failed(stage) : { name: stage, ok: false, ms: 0 },
     ];
-    // A failed pool may hold half-open state; the next test starts from scratch.
+    // A failed pool may hold half-open connections (to a server that never answered, say):
+    // drop them now, and let the next test start from scratch.
+    await pool.sql.end({ timeout: 0 });
     await closePool(settings.id);
     return testFailed({ started, stages, error: failure });
   }

@@ -40,10 +40,15 @@ export async function takeTestToken(deps: AppDeps, user: SessionUser): Promise<v
   }
 }
 
-/** The seed's table summary: name, column count, rows. */
+/**
+ * The seed's table summary: name, column count, rows. A name carries its schema only where
+ * the source spans several (a MySQL source is one database: its name would be noise).
+ */
 export function schemaSummary(discovery: Discovery | undefined) {
-  return (discovery?.streams ?? []).map((stream) => ({
-    tableName: stream.schema && stream.schema !== "public"
+  const streams = discovery?.streams ?? [];
+  const severalSchemas = new Set(streams.map((stream) => stream.schema)).size > 1;
+  return streams.map((stream) => ({
+    tableName: severalSchemas && stream.schema && stream.schema !== "public"
       ? `${stream.schema}.${stream.name}`
       : stream.name,
     columns: stream.columns.length,

@@ -7,6 +7,8 @@
 import postgres from "postgres";
 import { parseConfig } from "../../config.ts";
 import { type AppDatabase, openDatabase } from "../../db/mod.ts";
+import { closeAllPools } from "../../connectors/_pools.ts";
+import { startDemoDatabase } from "../../db/demo.ts";
 import { createUser } from "../../db/users.ts";
 import { createDeps } from "../../main.ts";
 import type { AppDeps } from "../../routes/_env.ts";
@@ -89,7 +91,12 @@ export type TestApp = {
 };
 
 export async function startTestApp(
-  options: { env?: Record<string, string>; masterKey?: string } = {},
+  options: {
+    env?: Record<string, string>;
+    masterKey?: string;
+    /** Also run the embedded demo database (in memory, on a free loopback port). */
+    demo?: boolean;
+  } = {},
 ): Promise<TestApp> {
   const database = await openTestDatabase();
   const masterKey = options.masterKey ?? generateKeyHex();
@@ -97,7 +104,10 @@ export async function startTestApp(
   await verifyKeyring(database.db, vault);
   const dataDir = await Deno.makeTempDir({ prefix: "dafel-test-" });
   const config = parseConfig({ DATA_DIR: dataDir, JOBS: "false", ...options.env });
-  const deps = createDeps({ config, database, vault });
+  const demo = options.demo
+    ? await startDemoDatabase({ dataDir: "memory://", port: 0 })
+    : undefined;
+  const deps = createDeps({ config, database, vault, demo: demo?.settings });
   const app = createApp(deps);
 
   async function call(method: string, path: string, call: Call = {}): Promise<Reply> {
@@ -142,6 +152,9 @@ export async function startTestApp(
       return reply.body;
     },
     async close() {
+      // Pools the tests opened to data sources, so no socket outlives the file.
+      await closeAllPools();
+      await demo?.close();
       await database.dispose();
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     },

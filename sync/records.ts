@@ -86,13 +86,33 @@ export async function endRun(
     sourceType: DataSourceType;
     end: RunEnd;
     requester?: Requester;
+    /**
+     * The job running it, ended in the same transaction: once the log says the run ended,
+     * a new run of the source may be queued at once.
+     */
+    job?: { id: string; instanceId: string };
   },
 ): Promise<boolean> {
-  const { log, end } = options;
-  const [ended] = await db.update(dataSourceSyncLogs).set(endValues(end)).where(and(
-    eq(dataSourceSyncLogs.id, log.id),
-    inArray(dataSourceSyncLogs.status, ["QUEUED", "RUNNING"]),
-  )).returning();
+  const { log, end, job } = options;
+  const ended = await db.transaction(async (tx) => {
+    const [row] = await tx.update(dataSourceSyncLogs).set(endValues(end)).where(and(
+      eq(dataSourceSyncLogs.id, log.id),
+      inArray(dataSourceSyncLogs.status, ["QUEUED", "RUNNING"]),
+    )).returning();
+    if (row && job) {
+      await tx.update(jobs).set({
+        status: end.status === "SUCCEEDED"
+          ? "succeeded"
+          : end.status === "CANCELLED"
+          ? "cancelled"
+          : "failed",
+        lockedUntil: null,
+        finishedAt: sql`now()`,
+        lastError: end.errorMessage?.slice(0, 4000) ?? null,
+      }).where(and(eq(jobs.id, job.id), eq(jobs.lockedBy, job.instanceId)));
+    }
+    return row;
+  });
   if (!ended) return false;
   await recordEnd(db, {
     log: ended,

@@ -164,7 +164,7 @@ function planStreams(options: {
 export async function runSyncJob(
   deps: SyncDeps,
   job: Job,
-  control: { signal: AbortSignal },
+  control: { signal: AbortSignal; instanceId: string },
   tuning: SyncTuning = DEFAULT_TUNING,
 ): Promise<JobOutcome> {
   const payload = job.payload as SyncPayload;
@@ -185,7 +185,13 @@ export async function runSyncJob(
     signal: control.signal,
     tuning,
   });
-  await endRun(db, { log: runLog, sourceType: source.type, end, requester: payload.requester });
+  await endRun(db, {
+    log: runLog,
+    sourceType: source.type,
+    end,
+    requester: payload.requester,
+    job: { id: job.id, instanceId: control.instanceId },
+  });
   log.info("Sync run ended", {
     sourceId: source.id,
     syncLogId: runLog.id,

@@ -1,12 +1,16 @@
 /**
  * Helpers for sync tests: an owner and a stored source in an app database, raw queries on
- * either backend, and waiting for a condition the database will reach (a run ending).
+ * either backend, waiting for a condition the database will reach (a run ending), and an
+ * app with a running sync engine to sync real sources through the API.
  */
 import { sql } from "drizzle-orm";
 import { type AppDatabase, queryRows } from "../../db/mod.ts";
 import { newId } from "../../db/ids.ts";
 import { dataSources, type DataSourceType } from "../../db/schema.ts";
 import { createUser } from "../../db/users.ts";
+import { startSyncEngine, type SyncEngine } from "../../sync/mod.ts";
+import { destinationSchema } from "../../sync/naming.ts";
+import { startTestApp, type TestApp } from "./app.ts";
 
 /** A user to own sources, created directly. */
 export async function seedOwner(database: AppDatabase): Promise<string> {
@@ -73,4 +77,84 @@ export async function* batchesOf(
     index++;
     yield batch;
   }
+}
+
+/**
+ * A test app whose app database is `backend` (PostgreSQL by default: the production
+ * destination, loaded with COPY), with a signed-in user and a running sync engine.
+ */
+export async function startSyncApp(
+  options: { env?: Record<string, string>; backend?: "postgres" | "pglite" } = {},
+): Promise<{ t: TestApp; cookie: string; engine: SyncEngine; close(): Promise<void> }> {
+  const previous = Deno.env.get("TEST_DATABASE");
+  Deno.env.set("TEST_DATABASE", options.backend ?? "postgres");
+  let t: TestApp;
+  try {
+    t = await startTestApp({ env: options.env });
+  } finally {
+    if (previous === undefined) Deno.env.delete("TEST_DATABASE");
+    else Deno.env.set("TEST_DATABASE", previous);
+  }
+  await t.user("syncer@example.com", "syncer-password");
+  const cookie = await t.login("syncer@example.com", "syncer-password");
+  const engine = startSyncEngine(t.deps, {
+    pollMs: 50,
+    heartbeatMs: 100,
+    tickMs: 0,
+    tuning: { batchSize: 500, progressMs: 0 },
+  });
+  return {
+    t,
+    cookie,
+    engine,
+    async close() {
+      await engine.stop();
+      await t.close();
+    },
+  };
+}
+
+/** Creates a source through the API; returns its id. */
+export async function createSource(
+  t: TestApp,
+  cookie: string,
+  body: Record<string, unknown>,
+): Promise<string> {
+  const reply = await t.call("POST", "/api/data-sources", { cookie, json: body });
+  if (reply.status !== 201) throw new Error(`create failed: ${reply.status} ${reply.text}`);
+  return reply.body.id;
+}
+
+/** Starts a sync through the API and waits for its log to end; returns the log. */
+export async function syncNow(
+  t: TestApp,
+  options: { cookie: string; sourceId: string; body?: Record<string, unknown> },
+  // deno-lint-ignore no-explicit-any
+): Promise<any> {
+  const reply = await t.call("POST", `/api/data-sources/${options.sourceId}/sync`, {
+    cookie: options.cookie,
+    json: options.body ?? {},
+  });
+  if (reply.status !== 202) throw new Error(`sync refused: ${reply.status} ${reply.text}`);
+  const logId = reply.body.syncLogId;
+  return await waitFor(`sync ${logId} to end`, async () => {
+    const log = await t.call("GET", `/api/data-sources/${options.sourceId}/sync-logs/${logId}`, {
+      cookie: options.cookie,
+    });
+    return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(log.body?.status) ? log.body : undefined;
+  }, 60_000);
+}
+
+/** Rows of a synced table, ordered. */
+export async function syncedRows<T = Record<string, unknown>>(
+  t: TestApp,
+  options: { sourceId: string; table: string; columns?: string; orderBy: string },
+): Promise<T[]> {
+  return await rawRows<T>(
+    t.deps.database,
+    `select ${options.columns ?? "*"} from "${
+      destinationSchema(options.sourceId)
+    }"."${options.table}"
+      order by ${options.orderBy}`,
+  );
 }

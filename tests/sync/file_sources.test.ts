@@ -1,11 +1,13 @@
 // deno-lint-ignore-file no-explicit-any
 /**
  * File sources synced into PostgreSQL (COPY): a CSV file under FILES_DIR, loaded in full,
- * then rewritten with changed and added rows and loaded incrementally past its updated_at.
- * Cells are typed by what discovery sampled; a later cell that does not fit widens its
- * column to text instead of failing the run.
+ * then rewritten with changed and added rows and loaded incrementally past its updated_at;
+ * and S3 datasets (several CSV objects as one stream, JSON Lines with nested values) from
+ * the s3rver of the S3 connector's tests. Cells are typed by what discovery sampled; a
+ * later cell that does not fit widens its column to text instead of failing the run.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { S3RVER_KEY, startS3rver, type TestS3 } from "../helpers/s3rver.ts";
 import { createSource, startSyncApp, syncedRows, syncNow } from "../helpers/sync.ts";
 
 let app: Awaited<ReturnType<typeof startSyncApp>>;
@@ -13,7 +15,8 @@ let filesDir: string;
 
 beforeAll(async () => {
   filesDir = await Deno.makeTempDir({ prefix: "dafel-sync-files-" });
-  app = await startSyncApp({ env: { FILES_DIR: filesDir } });
+  // s3rver listens on loopback: allowed by name, as an operator would allow a host.
+  app = await startSyncApp({ env: { FILES_DIR: filesDir, ALLOWED_HOSTS: "127.0.0.1" } });
 });
 afterAll(async () => {
   await app?.close();
@@ -100,5 +103,66 @@ describe("CSV file source", () => {
       name: "Late",
       amount: "n/a",
     });
+  });
+});
+
+describe("S3 source", () => {
+  const bucket = "dafel-sync";
+  let s3: TestS3;
+  let sourceId: string;
+
+  beforeAll(async () => {
+    s3 = await startS3rver([bucket]);
+    const part = (from: number) =>
+      "sku,qty,updated_at\n" +
+      Array.from({ length: 400 }, (_, i) => {
+        const n = from + i;
+        return `s${n},${n % 9},2025-03-01T00:00:${String(n % 60).padStart(2, "0")}Z`;
+      }).join("\n") + "\n";
+    await s3.put(bucket, "exports/stock/part-1.csv", part(1));
+    await s3.put(bucket, "exports/stock/part-2.csv", part(401));
+    await s3.put(
+      bucket,
+      "exports/clicks/day=1/part-0.jsonl",
+      '{"user":1,"page":"/a","meta":{"ref":"x"},"tags":["t1"]}\n{"user":2,"page":"/b","meta":null,"tags":[]}\n',
+    );
+    sourceId = await createSource(app.t, app.cookie, {
+      name: "Lake",
+      type: "S3",
+      configuration: {
+        bucketName: bucket,
+        region: "us-east-1",
+        accessKey: S3RVER_KEY,
+        prefix: "exports/",
+        endpoint: s3.endpoint,
+        forcePathStyle: true,
+        secretKey: S3RVER_KEY,
+      },
+    });
+  });
+  afterAll(() => s3?.close());
+
+  it("loads each dataset, its objects together, nested JSON as jsonb", async () => {
+    const log = await syncNow(app.t, { cookie: app.cookie, sourceId });
+    expect(log.status, log.errorMessage).toBe("SUCCEEDED");
+    expect(log.streams).toEqual({ clicks: 2, stock: 800 });
+    const stock = await syncedRows<any>(app.t, {
+      sourceId,
+      table: "stock",
+      columns: "sku, qty::int as qty",
+      orderBy: "sku",
+    });
+    expect(stock.length).toBe(800);
+    expect(stock.slice(0, 2)).toEqual([{ sku: "s1", qty: 1 }, { sku: "s10", qty: 1 }]);
+    const clicks = await syncedRows<any>(app.t, {
+      sourceId,
+      table: "clicks",
+      columns: "page, meta, tags",
+      orderBy: "page",
+    });
+    expect(clicks).toEqual([
+      { page: "/a", meta: { ref: "x" }, tags: ["t1"] },
+      { page: "/b", meta: null, tags: [] },
+    ]);
   });
 });

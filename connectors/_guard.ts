@@ -224,18 +224,37 @@ export async function checkHost(
     }
   }
   for (const { address } of resolved) {
-    const parsed = parseAddress(address);
-    if (!parsed) continue;
-    const allowPrivate = network.allowPrivateNetworks ||
-      isAllowListed(host, parsed, network.allowedHosts);
-    const verdict = judgeAddress(parsed, purpose, { allowPrivate });
-    if (!verdict.allowed) {
-      const result = blocked(host, address, verdict);
-      result.error.field = field;
-      return result;
-    }
+    const refusal = refusalFor(host, address, { purpose, network });
+    if (refusal) return { ok: false, error: { ...refusal, field } };
   }
   return { ok: true, value: { host, addresses: resolved } };
+}
+
+function refusalFor(
+  host: string,
+  address: string,
+  options: { purpose: Purpose; network: ConnectorContext["network"] },
+): ConnectorError | null {
+  const parsed = parseAddress(address);
+  if (!parsed) return null;
+  const allowPrivate = options.network.allowPrivateNetworks ||
+    isAllowListed(host, parsed, options.network.allowedHosts);
+  const verdict = judgeAddress(parsed, options.purpose, { allowPrivate });
+  return verdict.allowed ? null : blocked(host, address, verdict).error;
+}
+
+/**
+ * The guard's verdict on a host written as an address, without resolving anything: the
+ * refusal, or null when it is allowed or is a name (names go through `checkHost`). For
+ * addresses a library would connect to without a lookup (node skips `lookup` for them).
+ */
+export function refusedLiteral(
+  host: string,
+  purpose: Purpose,
+  network: ConnectorContext["network"],
+): ConnectorError | null {
+  const literal = parseAddress(host);
+  return literal ? refusalFor(host, literal.toString(), { purpose, network }) : null;
 }
 
 type LookupCallback = (

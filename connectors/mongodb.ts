@@ -32,7 +32,13 @@ import {
   type ServerHeartbeatFailedEvent,
 } from "mongodb";
 import { z } from "zod";
-import { AddressGuardError, type CheckedHost, checkHost, guardedLookup } from "./_guard.ts";
+import {
+  AddressGuardError,
+  type CheckedHost,
+  checkHost,
+  guardedLookup,
+  refusedLiteral,
+} from "./_guard.ts";
 import { databaseField, portField, sslField } from "./_fields.ts";
 import { ColumnSampler, type InferredType, jsonType } from "./_infer.ts";
 import { closePool, pooled } from "./_pools.ts";
@@ -180,11 +186,15 @@ function connectionOf(settings: Settings, ctx: ConnectorContext): Result<Connect
   try {
     // Parsing only: a client opens nothing until connect().
     const parsed = new MongoClient(url, options).options;
+    // One host and no replica set named: talk to that host only, never to members it
+    // announces (which no one configured, and which may be written as bare addresses).
+    const single = parsed.hosts.length === 1 && !parsed.srvHost && !parsed.replicaSet &&
+      !parsed.loadBalanced;
     return {
       ok: true,
       value: {
         url,
-        options,
+        options: single ? { ...options, directConnection: true } : options,
         seeds: parsed.srvHost
           ? []
           : parsed.hosts.flatMap((address) =>
@@ -250,16 +260,18 @@ async function checkSeeds(
 }
 
 /**
- * A client whose every connection goes through the guard. A test passes the hosts it just
- * checked and keeps no idle connections (its client is closed right after).
+ * A client whose every connection goes through the guard: the seeds were checked just now
+ * (their lookups answer from that check), any other name is checked when the driver asks
+ * for it, and members announced as refused addresses are dropped from hello replies. A
+ * test's client keeps no idle connections (it is closed right after).
  */
 function newClient(
   connection: Connection,
   ctx: ConnectorContext,
-  forTest?: { checked: CheckedHost[] },
+  options: { checked: CheckedHost[]; forTest?: boolean },
 ) {
-  const checked = forTest?.checked;
-  return new MongoClient(connection.url, {
+  const { checked, forTest } = options;
+  const client = new MongoClient(connection.url, {
     ...connection.options,
     ...(forTest ? { minPoolSize: 0 } : {}),
     lookup: guardedLookup(ctx.network, {
@@ -268,6 +280,48 @@ function newClient(
       field: connection.field,
     }),
   });
+  // Runs before the driver reads the reply (its own listener comes after this relay).
+  client.on("serverHeartbeatSucceeded", (event) => withoutRefusedMembers(event.reply, ctx.network));
+  return client;
+}
+
+function addressHost(address: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
+  if (bracketed) return bracketed[1];
+  const colon = address.lastIndexOf(":");
+  return colon > 0 && address.indexOf(":") === colon ? address.slice(0, colon) : address;
+}
+
+/**
+ * Removes replica set members a server announces at refused addresses from its hello
+ * reply. Names are checked by the guard's lookup when the driver connects, but node does
+ * not call `lookup` for an address, so a member announced as 169.254.169.254 would be
+ * reached unchecked. Returns the members removed.
+ */
+export function withoutRefusedMembers(
+  reply: Document,
+  network: ConnectorContext["network"],
+): string[] {
+  const removed: string[] = [];
+  const refused = (member: unknown) =>
+    typeof member === "string" && refusedLiteral(addressHost(member), "database", network) !== null;
+  for (const key of ["hosts", "passives", "arbiters"]) {
+    const members = reply[key];
+    if (!Array.isArray(members)) continue;
+    const kept = members.filter((member) => {
+      if (!refused(member)) return true;
+      removed.push(String(member));
+      return false;
+    });
+    members.splice(0, members.length, ...kept);
+  }
+  for (const key of ["primary", "me"]) {
+    if (refused(reply[key])) {
+      removed.push(String(reply[key]));
+      delete reply[key];
+    }
+  }
+  return removed;
 }
 
 // ---- Errors --------------------------------------------------------------------------------
@@ -706,7 +760,10 @@ async function poolFor(settings: Settings, ctx: ConnectorContext): Promise<Mongo
   return await pooled(
     { sourceId: settings.id, fingerprint: settings.fingerprint, type: "MONGODB" },
     async () => {
-      const client = newClient(connection.value, ctx);
+      // Node connects to an address without calling `lookup`: check the seeds here first.
+      const checked = await checkSeeds(connection.value, ctx);
+      if (!checked.ok) throw new ConnectorFailure(checked.error);
+      const client = newClient(connection.value, ctx, { checked: checked.value });
       const meter: PoolMeter = { size: 0, active: 0 };
       client.on("connectionCreated", () => meter.size++);
       client.on("connectionClosed", () => meter.size = Math.max(0, meter.size - 1));
@@ -780,7 +837,7 @@ async function runTest(settings: Settings, ctx: ConnectorContext): Promise<TestR
   stage("resolve", checked.ok, started);
   if (!checked.ok) return failed(checked.error);
 
-  const client = newClient(connection.value, ctx, { checked: checked.value });
+  const client = newClient(connection.value, ctx, { checked: checked.value, forTest: true });
   let reachedAt: number | undefined;
   client.on("serverHeartbeatSucceeded", () => reachedAt ??= performance.now());
   const connecting = performance.now();

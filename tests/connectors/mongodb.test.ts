@@ -7,7 +7,7 @@
  */
 import { Binary, Decimal128, MongoClient, ObjectId } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mongodb } from "../../connectors/mongodb.ts";
+import { mongodb, withoutRefusedMembers } from "../../connectors/mongodb.ts";
 import { fingerprintOf } from "../../connectors/operations.ts";
 import type { ErrorCode, ReadRequest, SourceSettings } from "../../connectors/types.ts";
 import {
@@ -363,7 +363,70 @@ describe("MongoDB connection tests", () => {
   });
 });
 
+describe("MongoDB topology", () => {
+  it("reports a replica set it was told to join", async (test) => {
+    if (!fixture.standin) return test.skip("needs the stand-in acting as a replica set");
+    const replica = await startMongoStandin({
+      databases: { shop: { customers: CUSTOMERS } },
+      setName: "rs0",
+    });
+    try {
+      const raw = {
+        config: { host: "127.0.0.1", port: replica.port, database: "shop", replicaSet: "rs0" },
+        secrets: {},
+      };
+      const result = await mongodb.test(source(raw), ctx);
+      expect(result.success, JSON.stringify(result.error)).toBe(true);
+      expect(result.serverInfo).toMatchObject({ topology: "replica set rs0" });
+      const rows = await withSource(
+        raw,
+        (settings) => mongodb.preview(settings, { stream: { name: "customers" }, limit: 2 }, ctx),
+      );
+      expect(rows.ok && rows.value.rows.length).toBe(2);
+    } finally {
+      await replica.close();
+    }
+  });
+
+  it("drops members a server announces at refused addresses before the driver sees them", () => {
+    const reply = {
+      setName: "rs0",
+      hosts: ["db1.example.com:27017", "169.254.169.254:27017", "10.0.0.5:27017"],
+      passives: ["[fd00:ec2::254]:27017", "[::ffff:a9fe:a9fe]:80"],
+      arbiters: ["100.100.100.200:27017"],
+      primary: "169.254.169.254:27017",
+      me: "db1.example.com:27017",
+    };
+    const removed = withoutRefusedMembers(reply, ctx.network);
+    expect(reply).toEqual({
+      setName: "rs0",
+      hosts: ["db1.example.com:27017", "10.0.0.5:27017"],
+      passives: [],
+      arbiters: [],
+      me: "db1.example.com:27017",
+    });
+    expect(removed).toHaveLength(5);
+  });
+});
+
 describe("MongoDB discovery", () => {
+  it.each<[string, Raw, ErrorCode]>([
+    [
+      "a metadata host",
+      { config: { host: "169.254.169.254", database: "shop" }, secrets: {} },
+      "BLOCKED_ADDRESS",
+    ],
+    [
+      "a host that does not resolve",
+      { config: { host: UNRESOLVABLE_HOST, database: "shop" }, secrets: {} },
+      "HOST_NOT_FOUND",
+    ],
+  ])("checks %s before a pooled client connects", async (_, raw, code) => {
+    // No test ran first: discovery opens the pooled client, which checks its seeds itself.
+    const result = await withSource(raw, (settings) => mongodb.discover(settings, ctx));
+    expect(!result.ok && result.error.code).toBe(code);
+  });
+
   it("lists collections with nested field paths, types, presence and estimated counts", async () => {
     const result = await withSource(asReader(), (settings) => mongodb.discover(settings, ctx));
     expect(result.ok, JSON.stringify(!result.ok && result.error)).toBe(true);

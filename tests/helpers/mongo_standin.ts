@@ -355,6 +355,8 @@ function parseOpQuery(body: Buffer): Document {
 export async function startMongoStandin(options: {
   databases: Record<string, Record<string, Document[]>>;
   users?: StandinUser[];
+  /** Answer as the primary of a one-member replica set with this name. */
+  setName?: string;
 }): Promise<MongoStandin> {
   const databases = new Map(
     Object.entries(options.databases).map(([name, collections]) => [
@@ -467,6 +469,16 @@ export async function startMongoStandin(options: {
       ok: 1,
     };
     if (legacy) reply.ismaster = true;
+    if (options.setName) {
+      const me = `127.0.0.1:${port}`;
+      Object.assign(reply, {
+        setName: options.setName,
+        hosts: [me],
+        primary: me,
+        me,
+        setVersion: 1,
+      });
+    }
     if (typeof command.saslSupportedMechs === "string") {
       const name = command.saslSupportedMechs.split(".").slice(1).join(".");
       if (users.has(name)) reply.saslSupportedMechs = ["SCRAM-SHA-256"];
@@ -603,6 +615,7 @@ export async function startMongoStandin(options: {
     }
   }
 
+  let port = 0;
   const server = createServer((socket) => {
     sockets.add(socket);
     const session: Session = { id: nextConnection++, user: null, conversations: new Map() };
@@ -633,7 +646,7 @@ export async function startMongoStandin(options: {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
+  port = typeof address === "object" && address ? address.port : 0;
 
   return {
     host: "127.0.0.1",

@@ -315,6 +315,24 @@ describe("REST API connection tests", () => {
     expect(result.stages).toEqual([{ name: "resolve", ok: false, ms: expect.any(Number) }]);
   });
 
+  it("fails TLS at the tls stage for a certificate nobody vouches for", async () => {
+    const secure = startHttpServer(() => json([]), { tls: true });
+    try {
+      const result = await restApi.test(
+        source({ config: { endpoint: `https://localhost:${secure.port}/items` }, secrets: {} }),
+        loopbackContext({ allowedHosts: ["localhost"] }),
+      );
+      expect(result.error).toMatchObject({ code: "TLS_ERROR", field: "endpoint" });
+      expect(result.stages.map((stage) => [stage.name, stage.ok])).toEqual([
+        ["resolve", true],
+        ["connect", true],
+        ["tls", false],
+      ]);
+    } finally {
+      await secure.close();
+    }
+  });
+
   it("times out on an endpoint that never answers", async () => {
     const result = await restApi.test(
       source({

@@ -414,7 +414,7 @@ export function s3Error(error: unknown, config: S3Config): ConnectorError {
 async function listObjects(
   client: S3Client,
   config: S3Config,
-  options: { max: number; signal?: AbortSignal },
+  options: { max: number; keep?: (key: string) => boolean; signal?: AbortSignal },
 ): Promise<{ objects: ObjectEntry[]; truncated: boolean }> {
   const objects: ObjectEntry[] = [];
   let token: string | undefined;
@@ -429,7 +429,7 @@ async function listObjects(
       { abortSignal: options.signal },
     );
     for (const item of page.Contents ?? []) {
-      if (item.Key === undefined) continue;
+      if (item.Key === undefined || (options.keep && !options.keep(item.Key))) continue;
       objects.push({ key: item.Key, size: item.Size ?? 0, lastModified: item.LastModified });
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -542,8 +542,18 @@ async function findDataset(
   stream: StreamRef,
   signal?: AbortSignal,
 ): Promise<Dataset> {
-  const listed = await listObjects(client, config, { max: Number.MAX_SAFE_INTEGER, signal });
-  const dataset = groupDatasets(listed.objects, config.prefix ?? "").find((candidate) =>
+  const prefix = config.prefix ?? "";
+  // Only this stream's objects are kept, so a huge prefix does not fill memory with keys.
+  const keep = (key: string) => {
+    const name = datasetOf(key, prefix);
+    return name === stream.name || `${name}.${formatOf(key)?.format}` === stream.name;
+  };
+  const listed = await listObjects(client, config, {
+    max: Number.MAX_SAFE_INTEGER,
+    keep,
+    signal,
+  });
+  const dataset = groupDatasets(listed.objects, prefix).find((candidate) =>
     candidate.name === stream.name
   );
   if (!dataset || stream.schema !== undefined) {

@@ -22,7 +22,7 @@ afterAll(async () => {
   await t.close();
 });
 
-function form(name: string, content: string | Uint8Array) {
+function form(name: string, content: string) {
   const body = new FormData();
   body.append("file", new File([content], name, { type: "text/csv" }));
   return body;

@@ -483,15 +483,22 @@ export const EXACT_COUNT_MAX_TOTAL_BYTES = 256 * 1024 * 1024;
 /** ...and at most this many tables go into the one counting query. */
 export const EXACT_COUNT_MAX_TABLES = 2_000;
 
-/** The smallest tables, within the limits above: the ones worth one exact count query. */
-export function tablesToCount<T extends { bytes: number | null }>(tables: T[]): T[] {
+/**
+ * The smallest tables, within the limits above (a connector may count fewer tables): the
+ * ones worth one exact count query.
+ */
+export function tablesToCount<T extends { bytes: number | null }>(
+  tables: T[],
+  options: { maxTables?: number } = {},
+): T[] {
+  const maxTables = Math.min(options.maxTables ?? EXACT_COUNT_MAX_TABLES, EXACT_COUNT_MAX_TABLES);
   const candidates = tables
     .filter((table) => table.bytes !== null && table.bytes <= EXACT_COUNT_MAX_TABLE_BYTES)
     .sort((a, b) => a.bytes! - b.bytes!);
   const chosen: T[] = [];
   let total = 0;
   for (const table of candidates) {
-    if (chosen.length === EXACT_COUNT_MAX_TABLES) break;
+    if (chosen.length === maxTables) break;
     if (total + table.bytes! > EXACT_COUNT_MAX_TOTAL_BYTES) break;
     total += table.bytes!;
     chosen.push(table);

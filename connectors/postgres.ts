@@ -562,17 +562,17 @@ async function test(settings: Settings, ctx: ConnectorContext): Promise<TestResu
 
 // --- Discovery -------------------------------------------------------------------------
 
-/** Every readable relation of every non-system schema, with its columns in order. */
+/**
+ * Every relation of every non-system schema with its columns in order. Sizes and counts
+ * come from the catalog (relpages, reltuples): functions such as pg_relation_size would
+ * open every relation, which on thousands of tables costs more than the rest together.
+ */
 const RELATIONS_SQL = `
 select c.oid::int8 as oid, n.nspname as schema, c.relname as name, c.relkind as kind,
-  c.reltuples::float8 as estimate,
-  case
-    when c.relkind in ('r', 'm') then pg_relation_size(c.oid)
-    when c.relkind = 'p' then (select coalesce(sum(pg_relation_size(i.inhrelid)), 0)
-                               from pg_inherits i where i.inhparent = c.oid)
-  end::int8 as bytes,
+  c.reltuples::float8 as estimate, c.relpages::int4 as pages,
+  has_schema_privilege(n.oid, 'USAGE') and has_table_privilege(c.oid, 'SELECT') as readable,
   coalesce((
-    select json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod),
+    select json_agg(json_build_array(a.attnum, a.attname, format_type(a.atttypid, a.atttypmod),
              not a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated)
            order by a.attnum)
     from pg_attribute a
@@ -583,40 +583,39 @@ from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p', 'v', 'm', 'f') and not c.relispartition
   and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
-  and has_schema_privilege(n.oid, 'USAGE')
-  and (has_table_privilege(c.oid, 'SELECT') or has_any_column_privilege(c.oid, 'SELECT'))
 order by n.nspname, c.relname`;
 
-/** Primary and unique keys (from their indexes, so unique indexes count) and foreign keys. */
+/**
+ * Primary and unique keys (from their indexes, so a unique index counts too) and foreign
+ * keys, with column numbers: names come from the relations query, which is cheaper than
+ * looking each one up here.
+ */
 const KEYS_SQL = `
 select i.indrelid::int8 as oid, case when i.indisprimary then 'p' else 'u' end as kind,
   ic.relname as name,
-  (select json_agg(a.attname order by k.ord)
-   from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
-   join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-   where k.ord <= i.indnkeyatts) as columns,
-  null::text as ref_schema, null::text as ref_table, null::json as ref_columns
+  array_to_json((i.indkey::int2[])[0:i.indnkeyatts - 1]) as columns,
+  null::int8 as ref_oid, null::json as ref_columns
 from pg_index i
 join pg_class ic on ic.oid = i.indexrelid
-join pg_class c on c.oid = i.indrelid
-join pg_namespace n on n.oid = c.relnamespace
 where (i.indisprimary or i.indisunique) and i.indisvalid and i.indpred is null
-  and i.indexprs is null and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
+  and i.indexprs is null
+  and ic.relnamespace not in (select oid from pg_namespace
+                              where nspname = 'information_schema' or nspname ~ '^pg_')
 union all
-select con.conrelid::int8, 'f', con.conname,
-  (select json_agg(a.attname order by k.ord)
-   from unnest(con.conkey) with ordinality as k(attnum, ord)
-   join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum),
-  fn.nspname::text, fc.relname::text,
-  (select json_agg(a.attname order by k.ord)
-   from unnest(con.confkey) with ordinality as k(attnum, ord)
-   join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum)
+select con.conrelid::int8, 'f', con.conname, array_to_json(con.conkey),
+  con.confrelid::int8, array_to_json(con.confkey)
 from pg_constraint con
-join pg_class c on c.oid = con.conrelid
-join pg_namespace n on n.oid = c.relnamespace
-join pg_class fc on fc.oid = con.confrelid
-join pg_namespace fn on fn.oid = fc.relnamespace
-where con.contype = 'f' and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'`;
+where con.contype = 'f'
+  and con.connamespace not in (select oid from pg_namespace
+                               where nspname = 'information_schema' or nspname ~ '^pg_')`;
+
+/** The count query gives up (keeping the estimates) rather than hold discovery up. */
+const EXACT_COUNT_TIMEOUT_MS = 10_000;
+/** Tables counted exactly in the one counting query, smallest first. */
+const EXACT_COUNT_MAX_TABLES = 500;
+const PAGE_BYTES = 8192;
+
+type ColumnTuple = [number, string, string, boolean, string | null, string, string];
 
 type RelationRow = {
   oid: string;
@@ -624,18 +623,18 @@ type RelationRow = {
   name: string;
   kind: "r" | "p" | "v" | "m" | "f";
   estimate: number;
-  bytes: string | null;
-  columns: [string, string, boolean, string | null, string, string][];
+  pages: number;
+  readable: boolean;
+  columns: ColumnTuple[];
 };
 
 type KeyRow = {
   oid: string;
   kind: "p" | "u" | "f";
   name: string;
-  columns: string[];
-  ref_schema: string | null;
-  ref_table: string | null;
-  ref_columns: string[] | null;
+  columns: number[];
+  ref_oid: string | null;
+  ref_columns: number[] | null;
 };
 
 function columnDefault(
@@ -649,16 +648,33 @@ function columnDefault(
   return expression;
 }
 
-function toStream(relation: RelationRow, keys: KeyRow[]): Stream {
-  const primary = keys.find((key) => key.kind === "p");
-  const uniques = keys.filter((key) => key.kind === "u")
+type Named = { name: string; columns: string[] };
+
+function toStream(
+  relation: RelationRow,
+  keys: KeyRow[],
+  relations: Map<string, RelationRow>,
+): Stream {
+  const namesOf = (oid: string, numbers: number[]) => {
+    const columns = relations.get(oid)?.columns ?? [];
+    return numbers.map((number) =>
+      columns.find((column) => column[0] === number)?.[1] ?? `#${number}`
+    );
+  };
+  const named = (key: KeyRow): Named => ({
+    name: key.name,
+    columns: namesOf(key.oid, key.columns),
+  });
+  const primaryKey = keys.find((key) => key.kind === "p");
+  const primary = primaryKey ? named(primaryKey) : undefined;
+  const uniques = keys.filter((key) => key.kind === "u").map(named)
     .sort((a, b) => a.name.localeCompare(b.name));
   const soloUnique = new Set(
     uniques.filter((key) => key.columns.length === 1).map((key) => key.columns[0]),
   );
   const primaryColumns = new Set(primary?.columns ?? []);
   const columns: Column[] = relation.columns.map((
-    [name, type, nullable, expression, identity, generated],
+    [, name, type, nullable, expression, identity, generated],
   ) => ({
     name,
     type,
@@ -669,30 +685,65 @@ function toStream(relation: RelationRow, keys: KeyRow[]): Stream {
   }));
   const foreignKeys: ForeignKey[] = keys.filter((key) => key.kind === "f")
     .sort((a, b) => a.name.localeCompare(b.name))
-    .map((key) => ({
-      name: key.name,
-      columns: key.columns,
-      referencedSchema: key.ref_schema!,
-      referencedTable: key.ref_table!,
-      referencedColumns: key.ref_columns ?? [],
-    }));
+    .map((key) => {
+      const referenced = relations.get(key.ref_oid!);
+      return {
+        name: key.name,
+        columns: namesOf(key.oid, key.columns),
+        referencedSchema: referenced?.schema ?? "",
+        referencedTable: referenced?.name ?? "",
+        referencedColumns: namesOf(key.ref_oid!, key.ref_columns ?? []),
+      };
+    });
   const isView = relation.kind === "v" || relation.kind === "m";
-  const estimate = relation.estimate >= 0 && relation.kind !== "v" ? relation.estimate : null;
   return {
     name: relation.name,
     schema: relation.schema,
     kind: isView ? "view" : "table",
     columns,
-    rowCount: relation.bytes === "0" && relation.kind !== "p" ? 0 : estimate,
-    // An empty heap has no rows: exact without counting.
-    rowCountExact: relation.bytes === "0" && relation.kind !== "p",
+    // reltuples is -1 until the table is first vacuumed or analyzed: unknown.
+    rowCount: relation.estimate >= 0 && relation.kind !== "v" ? relation.estimate : null,
+    rowCountExact: false,
     constraints: {
       primaryKeys: primary?.columns ?? [],
       foreignKeys,
       uniqueKeys: [...soloUnique].sort(),
-      uniqueConstraints: uniques.map((key) => ({ name: key.name, columns: key.columns })),
+      uniqueConstraints: uniques,
     },
   };
+}
+
+/**
+ * One UNION ALL of count(*) over the smallest tables, bounded by a timeout (the query is
+ * cancelled on the server): a table that the statistics call small but is not (never
+ * analyzed) cannot hold discovery up. Null when the counting gave up.
+ */
+async function exactCounts(
+  sql: postgresJs.Sql,
+  relations: RelationRow[],
+): Promise<Map<RelationRow, number> | null> {
+  const counted = tablesToCount(
+    relations.filter((relation) => relation.readable).map((relation) => ({
+      relation,
+      bytes: relation.kind === "r" || relation.kind === "m" ? relation.pages * PAGE_BYTES : null,
+    })),
+    { maxTables: EXACT_COUNT_MAX_TABLES },
+  );
+  if (!counted.length) return new Map();
+  const text = counted.map((entry, position) =>
+    `select ${position}::int4 as i, count(*)::int8 as n from ${qualified(entry.relation)}`
+  ).join("\nunion all\n");
+  try {
+    const counts = await bounded<{ i: number; n: string }[]>(
+      sql.unsafe(text),
+      EXACT_COUNT_TIMEOUT_MS,
+    );
+    return new Map(counts.map(({ i, n }) => [counted[i].relation, Number(n)]));
+  } catch (error) {
+    // Timed out (and cancelled on the server): the estimates stand.
+    if ((error as { code?: string }).code === "QUERY_TIMEOUT") return null;
+    throw error;
+  }
 }
 
 /**
@@ -708,31 +759,19 @@ async function discover(settings: Settings, ctx: ConnectorContext): Promise<Resu
         bounded<RelationRow[]>(sql.unsafe(RELATIONS_SQL), DISCOVERY_TIMEOUT_MS),
         bounded<KeyRow[]>(sql.unsafe(KEYS_SQL), DISCOVERY_TIMEOUT_MS),
       ]);
+      const byOid = new Map(relations.map((relation) => [relation.oid, relation]));
       const keysByTable = Map.groupBy(keys, (key) => key.oid);
-      const streams = relations.map((relation) =>
-        toStream(relation, keysByTable.get(relation.oid) ?? [])
-      );
-      const counted = tablesToCount(
-        relations.map((relation, index) => ({
-          index,
-          relation,
-          bytes: relation.kind === "r" || relation.kind === "m" ? Number(relation.bytes) : null,
-        })).filter((entry) => entry.bytes !== 0),
-      );
-      if (counted.length) {
-        const text = counted.map((entry, position) =>
-          `select ${position}::int4 as i, count(*)::int8 as n from ${qualified(entry.relation)}`
-        ).join("\nunion all\n");
-        const counts = await bounded<{ i: number; n: string }[]>(
-          sql.unsafe(text),
-          DISCOVERY_TIMEOUT_MS,
-        );
-        for (const { i, n } of counts) {
-          const stream = streams[counted[i].index];
-          stream.rowCount = Number(n);
+      const readable = relations.filter((relation) => relation.readable);
+      const counts = await exactCounts(sql, readable);
+      const streams = readable.map((relation) => {
+        const stream = toStream(relation, keysByTable.get(relation.oid) ?? [], byOid);
+        const exact = counts?.get(relation);
+        if (exact !== undefined) {
+          stream.rowCount = exact;
           stream.rowCountExact = true;
         }
-      }
+        return stream;
+      });
       return { ok: true as const, value: { streams } };
     });
   } catch (error) {

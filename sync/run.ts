@@ -204,6 +204,16 @@ export async function runSyncJob(
   return { status: "failed", error: end.errorMessage };
 }
 
+/** Waits for `work`, or rejects with the signal's reason when it aborts first. */
+function untilStopped<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 function stopReason(signal: AbortSignal): JobStopped | null {
   return signal.aborted && signal.reason instanceof JobStopped ? signal.reason : null;
 }
@@ -238,7 +248,7 @@ async function syncSource(
     if (typeof connector.read !== "function") {
       throw new Error(`${source.type} sources cannot be read yet`);
     }
-    const discovered = await discoverSource(deps, source);
+    const discovered = await untilStopped(discoverSource(deps, source), signal);
     if (!discovered.ok) {
       return {
         status: "FAILED",
@@ -251,6 +261,8 @@ async function syncSource(
     }
     discovery = discovered.value;
   } catch (error) {
+    const stop = stopReason(signal);
+    if (stop) return stoppedEnd(stop);
     return {
       status: "FAILED",
       records: 0,

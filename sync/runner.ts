@@ -82,12 +82,16 @@ export function startJobRunner(options: RunnerOptions): JobRunner {
   const pollMs = options.pollMs ?? 1_000;
   const heartbeatMs = options.heartbeatMs ?? Math.min(1_000, Math.floor(leaseMs / 3));
   const kinds = Object.keys(options.handlers).filter((kind) => options.handlers[kind]);
-  const active = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  const active = new Map<
+    string,
+    { controller: AbortController; done: Promise<void>; heartbeat?: ReturnType<typeof setInterval> }
+  >();
   let stopping = false;
   let wakeUp: (() => void) | null = null;
 
   async function runOne(job: Job, controller: AbortController) {
     const handler = options.handlers[job.kind]!;
+    const entry = active.get(job.id);
     const heartbeat = setInterval(async () => {
       try {
         const renewed = await renewLease(options.db, { jobId: job.id, instanceId, leaseMs });
@@ -98,6 +102,7 @@ export function startJobRunner(options: RunnerOptions): JobRunner {
         logger.warn("Cannot renew a job's lease", { jobId: job.id, error: describe(error) });
       }
     }, heartbeatMs);
+    if (entry) entry.heartbeat = heartbeat;
     let outcome: JobOutcome;
     try {
       outcome = await handler(job, { signal: controller.signal, instanceId });
@@ -194,6 +199,9 @@ export function startJobRunner(options: RunnerOptions): JobRunner {
         new Promise((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS))),
       ]);
       clearTimeout(timer);
+      // A handler that ignores its signal keeps running, but its lease is left to run out
+      // so another instance takes the job.
+      for (const entry of active.values()) clearInterval(entry.heartbeat);
     },
   };
 }

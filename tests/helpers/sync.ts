@@ -4,12 +4,17 @@
  * app with a running sync engine to sync real sources through the API.
  */
 import { sql } from "drizzle-orm";
-import { type AppDatabase, queryRows } from "../../db/mod.ts";
+import { parseConfig } from "../../config.ts";
+import { type AppDatabase, openDatabase, queryRows } from "../../db/mod.ts";
 import { newId } from "../../db/ids.ts";
 import { dataSources, type DataSourceType } from "../../db/schema.ts";
 import { createUser } from "../../db/users.ts";
 import { startSyncEngine, type SyncEngine } from "../../sync/mod.ts";
 import { destinationSchema } from "../../sync/naming.ts";
+import { createDeps } from "../../main.ts";
+import type { AppDeps } from "../../routes/_env.ts";
+import { verifyKeyring } from "../../vault/keys.ts";
+import { createVault, parseKeyring } from "../../vault/mod.ts";
 import { startTestApp, type TestApp } from "./app.ts";
 
 /** A user to own sources, created directly. */
@@ -84,7 +89,12 @@ export async function* batchesOf(
  * destination, loaded with COPY), with a signed-in user and a running sync engine.
  */
 export async function startSyncApp(
-  options: { env?: Record<string, string>; backend?: "postgres" | "pglite" } = {},
+  options: {
+    env?: Record<string, string>;
+    backend?: "postgres" | "pglite";
+    /** The engine's options (the defaults poll quickly and run no scheduler). */
+    engine?: EngineOptions;
+  } = {},
 ): Promise<{ t: TestApp; cookie: string; engine: SyncEngine; close(): Promise<void> }> {
   const previous = Deno.env.get("TEST_DATABASE");
   Deno.env.set("TEST_DATABASE", options.backend ?? "postgres");
@@ -102,16 +112,19 @@ export async function startSyncApp(
     heartbeatMs: 100,
     tickMs: 0,
     tuning: { batchSize: 500, progressMs: 0 },
+    ...options.engine,
   });
-  return {
+  const app = {
     t,
     cookie,
+    /** Replaceable: a test may stop it and start another (a restarted instance). */
     engine,
     async close() {
-      await engine.stop();
+      await app.engine.stop();
       await t.close();
     },
   };
+  return app;
 }
 
 /** Creates a source through the API; returns its id. */
@@ -157,4 +170,22 @@ export async function syncedRows<T = Record<string, unknown>>(
     }"."${options.table}"
       order by ${options.orderBy}`,
   );
+}
+
+/**
+ * The app's dependencies over the PostgreSQL at `url` with `masterKey`, as an app instance
+ * has them (the sync tests' child processes are such instances).
+ */
+export async function openAppDeps(url: string, masterKey: string): Promise<AppDeps> {
+  const database = await openDatabase({ url, max: 4 });
+  const vault = await createVault(parseKeyring(masterKey));
+  await verifyKeyring(database.db, vault);
+  const dataDir = await Deno.makeTempDir({ prefix: "dafel-sync-instance-" });
+  const config = parseConfig({
+    DATA_DIR: dataDir,
+    DATABASE_URL: url,
+    ENCRYPTION_MASTER_KEY: masterKey,
+    DEMO_DB: "false",
+  });
+  return createDeps({ config, database, vault });
 }

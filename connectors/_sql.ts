@@ -464,6 +464,12 @@ export function jsonSafe(value: unknown): unknown {
 export function jsonSafeRow(row: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(row)) {
+    // Plain assignment keeps rows fast (a sync reads millions); only a column named
+    // __proto__ needs defineProperty, which assignment would turn into a prototype change.
+    if (key !== "__proto__") {
+      out[key] = jsonSafe(row[key]);
+      continue;
+    }
     Object.defineProperty(out, key, {
       value: jsonSafe(row[key]),
       enumerable: true,

@@ -28,6 +28,16 @@ export default defineConfig({
         extends: true,
         test: { name: "api-postgres", include: apiTests, env: { TEST_DATABASE: "postgres" } },
       },
+      {
+        // The real app in Debian's Chromium (playwright-core): slower to start than the rest.
+        extends: true,
+        test: {
+          name: "browser",
+          include: ["tests/browser/**/*.test.{ts,tsx}"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
     ],
   },
 });

@@ -7,21 +7,35 @@ import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "./_env.ts";
 import { ApiError } from "./_errors.ts";
 
+/**
+ * Signed-in users only; others go to /login and come back. For htmx requests a page that
+ * answers 4xx (a form with its errors, a refusal, a 429 with when to retry) is sent as 200:
+ * htmx only swaps successful responses, and the browser logs every failed request as a
+ * console error. Full page loads keep the real status.
+ */
 export async function requirePage(c: Context<AppEnv>, next: Next): Promise<Response | void> {
   if (c.get("user")) {
     await next();
+    const status = c.res.status;
+    if (
+      fromHtmx(c) && status >= 400 && status < 500 &&
+      c.res.headers.get("content-type")?.startsWith("text/html")
+    ) {
+      c.res = new Response(c.res.body, { status: 200, headers: c.res.headers });
+    }
     return;
   }
   const url = new URL(c.req.url);
-  const fromHtmx = c.req.header("hx-request") === "true";
-  const back = fromHtmx
+  const byHtmx = c.req.header("hx-request") === "true";
+  const back = byHtmx
     ? new URL(c.req.header("hx-current-url") ?? url.href, url).pathname
     : url.pathname + url.search;
   const target = `/login?next=${encodeURIComponent(back)}`;
-  if (fromHtmx) {
-    // htmx follows HX-Redirect with a full page load instead of swapping the login form in.
+  if (byHtmx) {
+    // htmx follows HX-Redirect with a full page load instead of swapping the login form in
+    // (and, like every htmx answer here, as 200: see above).
     c.header("HX-Redirect", target);
-    return c.body(null, 401);
+    return c.body(null, 200);
   }
   return c.redirect(target, 302);
 }

@@ -20,6 +20,7 @@ import { rowToConfig } from "../connectors/settings.ts";
 import {
   type ConnectorError,
   type Discovery,
+  type Result,
   UnsupportedOperationError,
 } from "../connectors/types.ts";
 import { sanitize } from "../db/data_sources.ts";
@@ -35,7 +36,12 @@ import {
   SourceListPage,
   SourceResults,
 } from "../views/data_sources.tsx";
-import { PREVIEW_LIMITS, PreviewGrid, type PreviewState } from "../views/preview_grid.tsx";
+import {
+  PREVIEW_LIMITS,
+  PreviewGrid,
+  PreviewSection,
+  type PreviewState,
+} from "../views/preview_grid.tsx";
 import {
   SchemaSection,
   type SchemaState,
@@ -139,16 +145,29 @@ async function previewState(
   let stream = streamFor(discovery, table);
   if (!stream) {
     // The table may be newer than the last discovery: look once more before saying no.
-    const fresh = await discoverSource(deps, source);
+    const fresh = await orUnsupported(() => discoverSource(deps, source));
     if (!fresh.ok) return { kind: "failed", table, error: fresh.error };
     discovery = fresh.value;
     stream = streamFor(discovery, table);
   }
   if (!stream) return { kind: "unknown-table", table };
-  const result = await previewSource(deps, source, stream, limit);
+  const result = await orUnsupported(() => previewSource(deps, source, stream, limit));
   return result.ok
     ? { kind: "rows", table: streamLabel(stream), preview: result.value }
     : { kind: "failed", table, error: result.error };
+}
+
+/** A type whose connector cannot do this yet answers like a failure, not a 500. */
+async function orUnsupported<T>(run: () => Promise<Result<T>>): Promise<Result<T>> {
+  try {
+    return await run();
+  } catch (error) {
+    if (!(error instanceof UnsupportedOperationError)) throw error;
+    return {
+      ok: false,
+      error: { code: "UNKNOWN", message: error.message, hint: "This type cannot be reached yet" },
+    };
+  }
 }
 
 type DetailExtras = {
@@ -252,13 +271,16 @@ export function sourcePages(deps: AppDeps) {
   app.post("/data-sources/:id/test", async (c) => {
     const user = currentUser(c);
     const source = await loadSource(deps, user, c.req.param("id"));
+    const discoveredBefore = await latestDiscovery(deps.db, source.id) !== null;
     const { outcome, status } = await testFromPage(c, deps, user, source);
     const labels = fieldLabels(settingsFields(connectors[source.type]));
     if (wantsFragment(c, "test-result")) {
-      // The panel, plus the status facts and chart that the test just changed.
-      const [fresh, tests] = await Promise.all([
+      // The panel, plus what the test just changed: status facts, chart, and the schema
+      // when this test discovered it for the first time.
+      const [fresh, tests, latest] = await Promise.all([
         loadSource(deps, user, source.id),
         recentTests(deps.db, source.id),
+        discoveredBefore ? null : latestDiscovery(deps.db, source.id),
       ]);
       return c.html(
         <>
@@ -269,6 +291,16 @@ export function sourcePages(deps: AppDeps) {
           />
           <StatusFacts source={sanitize(fresh)} oob />
           <ChartBlock tests={tests} oob />
+          {latest && <SchemaSection sourceId={source.id} state={schemaState(latest)} oob />}
+          {latest && (
+            <PreviewSection
+              sourceId={source.id}
+              streams={latest.discovery.streams}
+              state={{ kind: "none" }}
+              limit={50}
+              oob
+            />
+          )}
         </>,
         status,
       );
@@ -296,13 +328,24 @@ export function sourcePages(deps: AppDeps) {
   app.post("/data-sources/:id/discover", async (c) => {
     const user = currentUser(c);
     const source = await loadSource(deps, user, c.req.param("id"));
-    const result = await discoverSource(deps, source);
+    const result = await orUnsupported(() => discoverSource(deps, source));
     let error: ConnectorError | undefined;
     if (!result.ok) error = result.error;
     if (wantsFragment(c, "schema")) {
       const latest = await latestDiscovery(deps.db, source.id);
       return c.html(
-        <SchemaSection sourceId={source.id} state={schemaState(latest)} error={error} />,
+        <>
+          <SchemaSection sourceId={source.id} state={schemaState(latest)} error={error} />
+          {latest && (
+            <PreviewSection
+              sourceId={source.id}
+              streams={latest.discovery.streams}
+              state={{ kind: "none" }}
+              limit={50}
+              oob
+            />
+          )}
+        </>,
       );
     }
     return seeOther(c, `/data-sources/${source.id}#schema`);

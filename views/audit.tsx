@@ -48,7 +48,7 @@ export function AuditResults(props: { rows: AuditRow[]; total: number; filters: 
   return (
     <div id="audit-results" aria-live="polite">
       <div class="table-scroll">
-        <table class="grid compact">
+        <table class="grid compact audit">
           <thead>
             <tr>
               <th scope="col">When</th>
@@ -77,13 +77,13 @@ export function AuditResults(props: { rows: AuditRow[]; total: number; filters: 
                   <td class="mono">{row.action}</td>
                   <td>
                     {row.entityType}
-                    {row.entityId && <span class="muted small mono">{row.entityId}</span>}
+                    {row.entityId && <span class="muted mono entity-id">{row.entityId}</span>}
                   </td>
                   <td>
                     <span class={`badge outcome-${outcome}`}>{outcome}</span>
                   </td>
                   <td class="mono small">{String(row.metadata.ip ?? "—")}</td>
-                  <td class="small clip">{details(row.metadata)}</td>
+                  <td class="small clip" title={details(row.metadata)}>{details(row.metadata)}</td>
                 </tr>
               );
             })}

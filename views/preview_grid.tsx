@@ -94,12 +94,24 @@ export function PreviewGrid(props: { state: PreviewState }) {
 
 /** The preview section: a GET form choosing table and row count, and the grid. */
 export function PreviewSection(
-  props: { sourceId: string; streams: Stream[]; state: PreviewState; limit: number },
+  props: {
+    sourceId: string;
+    streams: Stream[];
+    state: PreviewState;
+    limit: number;
+    /** Sent out of band when the list of tables changed. */
+    oob?: boolean;
+  },
 ) {
   const action = `/data-sources/${props.sourceId}/preview`;
   const chosen = props.state.kind === "none" ? undefined : props.state.table;
   return (
-    <section id="preview" class="card" aria-labelledby="preview-title">
+    <section
+      id="preview"
+      class="card"
+      aria-labelledby="preview-title"
+      hx-swap-oob={props.oob ? "true" : undefined}
+    >
       <h2 id="preview-title">Data preview</h2>
       {props.streams.length === 0
         ? <p class="muted">Discover the schema to preview its tables.</p>

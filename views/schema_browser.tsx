@@ -157,12 +157,19 @@ export function SchemaSection(
     filter?: string;
     /** A failure of the last "Discover again", shown above the stored schema. */
     error?: { code: string; message: string; hint: string };
+    /** Sent out of band (after a test that discovered the schema for the first time). */
+    oob?: boolean;
   },
 ) {
   const { state, sourceId } = props;
   const action = `/data-sources/${sourceId}/discover`;
   return (
-    <section id="schema" class="card" aria-labelledby="schema-title">
+    <section
+      id="schema"
+      class="card"
+      aria-labelledby="schema-title"
+      hx-swap-oob={props.oob ? "true" : undefined}
+    >
       <div class="section-head">
         <h2 id="schema-title">Schema</h2>
         <form

@@ -57,6 +57,7 @@ import {
   StatusFacts,
 } from "../views/source_detail.tsx";
 import { fieldLabels, type TestOutcome, TestResultPanel } from "../views/test_result.tsx";
+import { SyncPanelSlot } from "../views/sync_panel.tsx";
 import { audit } from "./_audit.ts";
 import { currentUser } from "./_auth.ts";
 import type { AppDeps, AppEnv, SessionUser } from "./_env.ts";
@@ -201,6 +202,7 @@ async function renderDetail(
       previewLimit={extras.previewLimit ?? 50}
       test={extras.test}
       labels={fieldLabels(settingsFields(connectors[source.type]))}
+      sync={<SyncPanelSlot sourceId={source.id} />}
     />
   );
 }

@@ -300,3 +300,16 @@ export function SyncPage(props: SyncPanelProps & { user: SessionUser }) {
     </Layout>
   );
 }
+
+/**
+ * Where the detail page shows the panel: htmx loads it in place; without JavaScript the
+ * link leads to the panel's own page.
+ */
+export function SyncPanelSlot(props: { sourceId: string }) {
+  const href = `/data-sources/${props.sourceId}/sync`;
+  return (
+    <div id="sync-panel" hx-get={href} hx-trigger="load" hx-swap="outerHTML">
+      <a href={href}>Sync now, schedule and history</a>
+    </div>
+  );
+}

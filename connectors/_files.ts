@@ -23,6 +23,18 @@ function refused(message: string, hint: string): { ok: false; error: ConnectorEr
   return { ok: false, error: { code: "INVALID_CONFIG", message, hint, field: FIELD } };
 }
 
+function missing(relativePath: string): { ok: false; error: ConnectorError } {
+  return {
+    ok: false,
+    error: {
+      code: "RESOURCE_NOT_FOUND",
+      message: `No file "${relativePath}" in the files directory`,
+      hint: "Check the file path, or upload the file",
+      field: FIELD,
+    },
+  };
+}
+
 /** True when `inner` is `root` or lies below it (both real, absolute paths). */
 export function isInside(root: string, inner: string): boolean {
   const rel = relative(root, inner);
@@ -83,15 +95,7 @@ export async function resolveInFilesDir(
         },
       };
     }
-    return {
-      ok: false,
-      error: {
-        code: "RESOURCE_NOT_FOUND",
-        message: `No file "${relativePath}" in the files directory`,
-        hint: "Check the file path, or upload the file",
-        field: FIELD,
-      },
-    };
+    return missing(relativePath);
   }
   if (!isInside(root, real)) {
     return refused(
@@ -99,7 +103,13 @@ export async function resolveInFilesDir(
       "Only files inside the files directory can be read; copy the file there instead of linking",
     );
   }
-  const info = await Deno.stat(real);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(real);
+  } catch {
+    // Removed between the two calls.
+    return missing(relativePath);
+  }
   if (!info.isFile) {
     return refused(`"${relativePath}" is not a file`, "Name a file, not a directory");
   }

@@ -693,7 +693,7 @@ async function preview(
         ok: true as const,
         value: {
           columns: columns.map(({ name, type }) => ({ name, type })),
-          rows: rows.map((row) => jsonSafeRow({ ...row })),
+          rows: rows.map((row) => jsonSafeRow(row)),
         },
       };
     });
@@ -753,7 +753,7 @@ async function* read(
     try {
       for await (const row of rows) {
         request.signal?.throwIfAborted();
-        batch.push(jsonSafeRow({ ...(row as Record<string, unknown>) }));
+        batch.push(jsonSafeRow(row as Record<string, unknown>));
         if (batch.length === batchSize) {
           clearTimeout(watchdog);
           yield { rows: batch };

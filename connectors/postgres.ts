@@ -801,16 +801,16 @@ async function preview(
   const limit = Math.max(1, Math.min(1000, Math.trunc(request.limit)));
   try {
     return await meter.busy(async () => {
-      const [columns, rows] = await Promise.all([
-        bounded<{ name: string; type: string }[]>(
-          sql.unsafe(COLUMN_TYPES_SQL, [request.stream.schema ?? "public", request.stream.name]),
-          PREVIEW_TIMEOUT_MS,
-        ),
-        bounded<Record<string, unknown>[]>(
-          sql.unsafe(`select * from ${qualified(request.stream)} limit $1`, [limit]),
-          PREVIEW_TIMEOUT_MS,
-        ),
-      ]);
+      // One after the other: servers that funnel every connection into one session (the
+      // embedded demo database, pglite-socket) interleave two concurrent extended queries.
+      const columns = await bounded<{ name: string; type: string }[]>(
+        sql.unsafe(COLUMN_TYPES_SQL, [request.stream.schema ?? "public", request.stream.name]),
+        PREVIEW_TIMEOUT_MS,
+      );
+      const rows = await bounded<Record<string, unknown>[]>(
+        sql.unsafe(`select * from ${qualified(request.stream)} limit $1`, [limit]),
+        PREVIEW_TIMEOUT_MS,
+      );
       return {
         ok: true as const,
         value: {

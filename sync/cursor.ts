@@ -5,7 +5,7 @@
  * `read` on the next run with its type intact.
  */
 import type { Stream } from "../connectors/types.ts";
-import { destinationType } from "./column_types.ts";
+import { destinationType, type ValueKind } from "./column_types.ts";
 
 /** Names (folded: lowercase, letters and digits only) of columns that record a change. */
 const CHANGE_COLUMNS = [
@@ -72,41 +72,57 @@ export function cursorFor(stream: Stream, chosen?: string): CursorChoice {
 export type StoredCursor = { type: "date" | "bigint" | "number" | "string"; value: unknown };
 
 const INTEGER_TEXT = /^-?\d+$/;
-const NUMBER_TEXT = /^-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
-function comparable(value: unknown): number | bigint | string | null {
-  if (value === null || value === undefined) return null;
-  if (value instanceof Date) return value.getTime();
-  if (typeof value === "number" || typeof value === "bigint") return value;
-  return String(value);
-}
-
-function greater(a: unknown, b: unknown): boolean {
-  const x = comparable(a);
-  const y = comparable(b);
-  if (x === null) return false;
-  if (y === null) return true;
-  if (typeof x === "string" || typeof y === "string") {
-    // Numeric strings (PostgreSQL's bigint and numeric come as text) compare as numbers.
-    const sx = String(x);
-    const sy = String(y);
-    if (INTEGER_TEXT.test(sx) && INTEGER_TEXT.test(sy)) return BigInt(sx) > BigInt(sy);
-    if (NUMBER_TEXT.test(sx) && NUMBER_TEXT.test(sy)) return Number(sx) > Number(sy);
-    return sx > sy;
+/** A sortable key for a cursor value of a column of `kind`; null for no value. */
+function keyFor(kind: ValueKind): (value: unknown) => number | bigint | string | null {
+  switch (kind) {
+    case "integer":
+    case "float":
+    case "numeric":
+      // PostgreSQL's bigint and numeric come as text: compare them as numbers.
+      return (value) => {
+        if (value === null || value === undefined) return null;
+        if (typeof value === "number" || typeof value === "bigint") return value;
+        const text = String(value);
+        return INTEGER_TEXT.test(text) ? BigInt(text) : Number(text);
+      };
+    case "timestamptz":
+      // Offsets differ across daylight saving time: compare instants, not text.
+      return (value) => {
+        if (value === null || value === undefined) return null;
+        if (value instanceof Date) return value.getTime();
+        const time = Date.parse(String(value));
+        return Number.isNaN(time) ? String(value) : time;
+      };
+    default:
+      // ISO dates and timestamps without a zone sort as text.
+      return (value) => {
+        if (value === null || value === undefined) return null;
+        return value instanceof Date ? value.toISOString() : String(value);
+      };
   }
-  return x > y;
 }
 
-/** The larger of `current` and every row's `column` value. */
+/** The larger of `current` and every row's value of the cursor field. */
 export function maxCursor(
   current: unknown,
   rows: Record<string, unknown>[],
-  column: string,
+  cursor: { field: string; kind: ValueKind },
 ): unknown {
+  const key = keyFor(cursor.kind);
   let max = current;
+  let maxKey = key(current);
   for (let i = 0; i < rows.length; i++) {
-    const value = rows[i][column];
-    if (greater(value, max)) max = value;
+    const value = rows[i][cursor.field];
+    const valueKey = key(value);
+    if (valueKey === null) continue;
+    if (
+      maxKey === null ||
+      (typeof valueKey === typeof maxKey ? valueKey > maxKey : String(valueKey) > String(maxKey))
+    ) {
+      max = value;
+      maxKey = valueKey;
+    }
   }
   return max;
 }

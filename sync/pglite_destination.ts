@@ -20,6 +20,7 @@ import {
 import {
   type ColumnChange,
   columnDefinitions,
+  cursorOf,
   followBatch,
   type PlannedColumn,
   qualified,
@@ -163,7 +164,9 @@ export function pgliteDestination(pglite: PGlite): Destination {
             await insertRows(tx, stagingTable, plan, { rows });
           });
           records += rows.length;
-          if (options.cursorField) cursor = maxCursor(cursor, rows, options.cursorField);
+          if (options.cursorField) {
+            cursor = maxCursor(cursor, rows, cursorOf(plan, options.cursorField));
+          }
           await options.onBatch(records);
         }
         return await pglite.transaction(async (tx): Promise<LoadResult> => {
@@ -217,7 +220,9 @@ export function pgliteDestination(pglite: PGlite): Destination {
       let records = 0;
       let cursor = options.startCursor;
       for await (const rows of options.batches) {
-        const reached = options.cursorField ? maxCursor(cursor, rows, options.cursorField) : cursor;
+        const reached = options.cursorField
+          ? maxCursor(cursor, rows, cursorOf(plan, options.cursorField))
+          : cursor;
         await pglite.transaction(async (tx) => {
           await applyChanges(tx, target, followBatch(plan, rows));
           if (key.length === 0) {

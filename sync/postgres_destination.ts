@@ -20,6 +20,7 @@ import {
 import {
   type ColumnChange,
   columnDefinitions,
+  cursorOf,
   followBatch,
   qualified,
   quoteIdent,
@@ -144,7 +145,9 @@ export function postgresDestination(client: postgres.Sql): Destination {
             }
             await copy.write(copyText(rows, plan.columns));
             records += rows.length;
-            if (options.cursorField) cursor = maxCursor(cursor, rows, options.cursorField);
+            if (options.cursorField) {
+              cursor = maxCursor(cursor, rows, cursorOf(plan, options.cursorField));
+            }
             await options.onBatch(records);
           }
           await copy.finish();
@@ -207,7 +210,7 @@ export function postgresDestination(client: postgres.Sql): Destination {
             await session.unsafe(upsertSql(plan, incoming, key));
             await session.unsafe(`truncate ${incoming}`);
             const reached = options.cursorField
-              ? maxCursor(cursor, rows, options.cursorField)
+              ? maxCursor(cursor, rows, cursorOf(plan, options.cursorField))
               : cursor;
             await session.unsafe(SAVE_STATE_SQL, saveStateParams(state, null, reached));
             await session.unsafe("commit");

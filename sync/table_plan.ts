@@ -4,7 +4,13 @@
  * declared schema sends a field it did not sample, or a value its sampled type cannot hold.
  */
 import type { Stream } from "../connectors/types.ts";
-import { type DestinationType, destinationType, typeOfNewValue, WIDENED } from "./column_types.ts";
+import {
+  type DestinationType,
+  destinationType,
+  typeOfNewValue,
+  type ValueKind,
+  WIDENED,
+} from "./column_types.ts";
 import { fitsInferred } from "./values.ts";
 
 export type PlannedColumn = {
@@ -144,6 +150,12 @@ export function followBatch(plan: TablePlan, rows: Record<string, unknown>[]): C
     }
   }
   return changes;
+}
+
+/** The cursor field of a plan with the kind of its column (how its values compare). */
+export function cursorOf(plan: TablePlan, field: string): { field: string; kind: ValueKind } {
+  const column = plan.columns.find((candidate) => candidate.field === field);
+  return { field, kind: column?.type.kind ?? "text" };
 }
 
 /** `"name"` with embedded quotes doubled: any identifier, safely. */

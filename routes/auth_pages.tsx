@@ -5,6 +5,7 @@ import { LoginPage, SetupPage } from "../views/auth.tsx";
 import { audit } from "./_audit.ts";
 import { createSession, setSessionCookie, userCount } from "./_auth.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
+import { pageBodyLimit } from "./_pages.ts";
 import { logIn, loginSchema, logOut } from "./auth.ts";
 
 /** Only same-site paths: an open redirect through ?next= is refused. */
@@ -20,6 +21,8 @@ export function safeNext(next: unknown): string {
 
 export function authPages(deps: AppDeps) {
   const app = new Hono<AppEnv>();
+  app.use("/login", pageBodyLimit);
+  app.use("/setup", pageBodyLimit);
 
   app.get("/login", async (c) => {
     if (await userCount(deps.db) === 0) return c.redirect("/setup");

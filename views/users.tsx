@@ -14,7 +14,7 @@ export function UserItem(props: { row: UserRow; me: SessionUser; error?: string 
     <tr id={`user-${row.id}`}>
       <td>
         {row.email}
-        {row.id === me.id && <span class="muted small">(you)</span>}
+        {row.id === me.id && <span class="muted small">&nbsp;(you)</span>}
         {props.error && <p class="field-error small" id={errorId} role="alert">{props.error}</p>}
       </td>
       <td>

@@ -76,13 +76,22 @@ function unwrap(schema: z.ZodType): Unwrapped {
   for (;;) {
     const meta = current.meta() as Meta | undefined;
     if (meta) metas.push(meta);
-    const def = current.def as { type: string; innerType?: z.ZodType; defaultValue?: unknown };
+    const def = current.def as {
+      type: string;
+      innerType?: z.ZodType;
+      in?: z.ZodType;
+      defaultValue?: unknown;
+    };
     if (def.type === "optional" || def.type === "nullable") {
       optional = true;
     } else if (def.type === "default" || def.type === "prefault") {
       if (!hasDefault) defaultValue = def.defaultValue;
       hasDefault = true;
-    } else {
+    } else if (def.type === "pipe") {
+      // A transform: the form collects what goes in.
+      current = def.in!;
+      continue;
+    } else if (def.type !== "readonly" && def.type !== "catch") {
       break;
     }
     current = def.innerType!;

@@ -5,6 +5,8 @@
  * a connection has to work.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectors } from "../../connectors/mod.ts";
+import { TOP_LEVEL_FIELDS } from "../../connectors/settings.ts";
 import { openSecrets } from "../../vault/secrets.ts";
 import { connectionTests, dataSources, schemaSnapshots } from "../../db/schema.ts";
 import { newId } from "../../db/ids.ts";
@@ -207,6 +209,28 @@ describe("creation wizard", () => {
       ]
     ) {
       expect(page.text).toContain(`href="/data-sources/new?type=${type}"`);
+    }
+  });
+
+  it("renders a field for every setting of every type", async () => {
+    for (const [type, spec] of Object.entries(connectors)) {
+      const page = await get(`/data-sources/new?type=${type}`);
+      expect(page.status, type).toBe(200);
+      const keys = [
+        ...Object.keys(spec.configSchema.shape),
+        ...Object.keys(spec.secretsSchema.shape),
+      ];
+      for (const key of keys) {
+        // Secret header values are typed in the header rows, not a field of their own.
+        if (key === "headers" && spec.secretsSchema.shape.headers) {
+          expect(page.text, type).toContain('name="configuration.headers.0.secret"');
+          continue;
+        }
+        const name = TOP_LEVEL_FIELDS.includes(key as never) ? key : `configuration.${key}`;
+        expect(page.text, `${type} ${name}`).toMatch(
+          new RegExp(`name="${name.replaceAll(".", "\\.")}(\\.[^"]+)?"`),
+        );
+      }
     }
   });
 

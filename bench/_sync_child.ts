@@ -1,15 +1,16 @@
 /**
  * The sync side of `deno task bench:sync`, in its own process so its peak memory is its
- * own: an app instance on the app database at argv[0] (key in DAFEL_BENCH_MASTER_KEY) runs
- * one full-refresh sync of source argv[1] through the real path (request, job, runner,
- * connector read, COPY loader) and prints one JSON line: records, the run's duration from
- * its sync log, and this process's peak resident set size (VmHWM).
+ * own: a job-running instance on the app database at argv[0] (key in
+ * DAFEL_BENCH_MASTER_KEY) runs one full-refresh sync of source argv[1] through the real
+ * path (request, job, runner, connector read, COPY loader) and prints one JSON line:
+ * records, the run's duration from its sync log, and this process's peak resident set size
+ * (VmHWM). It loads what running jobs needs (the engine, every connector), not the web
+ * app's routes and pages.
  */
 import { eq } from "drizzle-orm";
 import { parseConfig } from "../config.ts";
 import { openDatabase } from "../db/mod.ts";
 import { dataSourceSyncLogs } from "../db/schema.ts";
-import { createDeps } from "../main.ts";
 import { startSyncEngine } from "../sync/mod.ts";
 import { requestSync } from "../sync/requests.ts";
 import { verifyKeyring } from "../vault/keys.ts";
@@ -33,7 +34,16 @@ const config = parseConfig({
   ENCRYPTION_MASTER_KEY: masterKey,
   DEMO_DB: "false",
 });
-const deps = createDeps({ config, database, vault });
+const deps = {
+  db: database.db,
+  database,
+  vault,
+  connectorContext: {
+    network: config.network,
+    pool: config.pool,
+    filesDir: config.filesDir,
+  },
+};
 const engine = startSyncEngine(deps, { concurrency: 1, pollMs: 20, tickMs: 0 });
 const requested = await requestSync(deps.db, {
   sourceId,

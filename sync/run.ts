@@ -50,7 +50,9 @@ export type SyncTuning = {
 };
 
 export const DEFAULT_TUNING: SyncTuning = {
-  batchSize: 5_000,
+  // Large enough that per-batch costs (a cursor round trip, a COPY chunk) vanish; small
+  // enough that two batches in memory stay a few MB for ordinary rows.
+  batchSize: 2_000,
   idleMs: 5 * 60_000,
   progressMs: 1_000,
 };

@@ -192,7 +192,12 @@ function formPage(
     demoAvailable: !source && context.type === "POSTGRESQL" && deps.demo !== undefined,
     demoApplied,
   };
-  return <SourceFormPage {...props} labels={{ name: "Name", ...fieldLabels(fields) }} />;
+  return (
+    <SourceFormPage
+      {...props}
+      labels={{ name: "Name", description: "Description", ...fieldLabels(fields) }}
+    />
+  );
 }
 
 function hintsOf(fields: SettingsField[], outcome: TestOutcome): FieldMessages {

@@ -113,10 +113,9 @@ const statusText: Record<DataSourceStatus, string> = {
 };
 
 /** The status of a source as a coloured badge; the words carry the meaning, not the colour. */
-export function StatusBadge(props: { status: DataSourceStatus; id?: string }) {
+export function StatusBadge(props: { status: DataSourceStatus }) {
   return (
     <span
-      id={props.id}
       class={`badge status-${props.status.toLowerCase()}`}
       title={props.status}
     >

@@ -178,8 +178,9 @@ export function SchemaSection(
           hx-post={action}
           hx-target="#schema"
           hx-swap="outerHTML"
+          hx-disabled-elt="find button"
         >
-          <button type="submit" class="small" hx-disabled-elt="this">
+          <button type="submit" class="small">
             {state.kind === "discovered" ? "Discover again" : "Discover schema"}
           </button>
         </form>

@@ -65,7 +65,7 @@ function Messages(props: { name: string; help?: string; error?: string; hint?: s
   );
 }
 
-function Label(props: { field: SettingsField; for?: string }) {
+function Label(props: { field: SettingsField }) {
   return (
     <span class="label-text">
       {props.field.label}

@@ -134,8 +134,9 @@ export function SourceDetailPage(props: SourceDetailProps) {
             hx-target="#test-result"
             hx-swap="innerHTML"
             hx-push-url="false"
+            hx-disabled-elt="find button"
           >
-            <button type="submit" class="primary" hx-disabled-elt="this">Test connection</button>
+            <button type="submit" class="primary">Test connection</button>
             <span class="htmx-indicator muted" aria-hidden="true">Testing…</span>
           </form>
           <div id="test-result" class="test-result" aria-live="polite">

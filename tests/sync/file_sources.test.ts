@@ -2,12 +2,20 @@
 /**
  * File sources synced into PostgreSQL (COPY): a CSV file under FILES_DIR, loaded in full,
  * then rewritten with changed and added rows and loaded incrementally past its updated_at;
- * and S3 datasets (several CSV objects as one stream, JSON Lines with nested values) from
- * the s3rver of the S3 connector's tests. Cells are typed by what discovery sampled; a
- * later cell that does not fit widens its column to text instead of failing the run.
+ * S3 datasets (several CSV objects as one stream, JSON Lines with nested values) from the
+ * s3rver of the S3 connector's tests; and Google Sheets tabs from the Sheets stand-in of
+ * its connector tests (service-account JWT verified). Cells are typed by what discovery
+ * sampled; a later cell that does not fit widens its column to text instead of failing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { S3RVER_KEY, startS3rver, type TestS3 } from "../helpers/s3rver.ts";
+import {
+  type Cell,
+  createServiceAccountKey,
+  credentialsJson,
+  type SheetsStandIn,
+  startSheetsStandIn,
+} from "../helpers/sheets_standin.ts";
 import { createSource, startSyncApp, syncedRows, syncNow } from "../helpers/sync.ts";
 
 let app: Awaited<ReturnType<typeof startSyncApp>>;
@@ -164,5 +172,68 @@ describe("S3 source", () => {
       { page: "/a", meta: { ref: "x" }, tags: ["t1"] },
       { page: "/b", meta: null, tags: [] },
     ]);
+  });
+});
+
+describe("Google Sheets source", () => {
+  let standIn: SheetsStandIn;
+  let sourceId: string;
+  const people: Cell[][] = [
+    ["id", "name", "score", "joined"],
+    ...Array.from({ length: 1500 }, (_, i): Cell[] => [
+      i + 1,
+      `Person ${i + 1}`,
+      i % 4 === 0 ? null : i * 0.5,
+      `2024-0${(i % 9) + 1}-15`,
+    ]),
+  ];
+
+  beforeAll(async () => {
+    const key = await createServiceAccountKey("syncer@dafel-test.iam.gserviceaccount.com");
+    standIn = startSheetsStandIn({
+      accounts: [key],
+      spreadsheets: [{
+        id: "1SyncSpreadsheet0001",
+        title: "Team",
+        sharedWith: [key.clientEmail],
+        sheets: [
+          { title: "People", rows: people },
+          { title: "Q1 'totals'", rows: [["region", "total"], ["north", 10], ["south", 12]] },
+        ],
+      }],
+    });
+    sourceId = await createSource(app.t, app.cookie, {
+      name: "Team sheet",
+      type: "GOOGLE_SHEETS",
+      configuration: {
+        spreadsheetId: "1SyncSpreadsheet0001",
+        apiEndpoint: standIn.apiRoot,
+        credentials: credentialsJson(key, standIn.tokenUri),
+      },
+    });
+  });
+  afterAll(() => standIn?.close());
+
+  it("loads every tab, cells typed", async () => {
+    const log = await syncNow(app.t, { cookie: app.cookie, sourceId });
+    expect(log.status, log.errorMessage).toBe("SUCCEEDED");
+    expect(log.streams).toEqual({ "People": 1500, "Q1 'totals'": 2 });
+    const rows = await syncedRows<any>(app.t, {
+      sourceId,
+      table: "people",
+      columns: "id::int as id, name, score, joined::text as joined",
+      orderBy: "id limit 2",
+    });
+    expect(rows).toEqual([
+      { id: 1, name: "Person 1", score: null, joined: "2024-01-15" },
+      { id: 2, name: "Person 2", score: 0.5, joined: "2024-02-15" },
+    ]);
+    const totals = await syncedRows<any>(app.t, {
+      sourceId,
+      table: "q1_totals",
+      columns: "region, total::int as total",
+      orderBy: "region",
+    });
+    expect(totals).toEqual([{ region: "north", total: 10 }, { region: "south", total: 12 }]);
   });
 });

@@ -103,12 +103,20 @@ function keyFor(kind: ValueKind): (value: unknown) => number | bigint | string |
   }
 }
 
+/** ISO text with the same zone suffix sorts as text: the instant is only needed otherwise. */
+function sameZoneLater(value: string, max: string): boolean | null {
+  const zone = value.length >= 6 ? value.slice(-6) : "";
+  if (zone === "" || !/^[+-]\d\d:\d\d$/.test(zone) || zone !== max.slice(-6)) return null;
+  return value > max;
+}
+
 /** The larger of `current` and every row's value of the cursor field. */
 export function maxCursor(
   current: unknown,
   rows: Record<string, unknown>[],
   cursor: { field: string; kind: ValueKind },
 ): unknown {
+  if (cursor.kind === "timestamptz") return maxTimestamp(current, rows, cursor.field);
   const key = keyFor(cursor.kind);
   let max = current;
   let maxKey = key(current);
@@ -123,6 +131,28 @@ export function maxCursor(
       max = value;
       maxKey = valueKey;
     }
+  }
+  return max;
+}
+
+/**
+ * maxCursor for timestamptz: rows from one source share their zone suffix almost always, so
+ * text comparison decides and Date.parse runs only when the suffixes differ.
+ */
+function maxTimestamp(current: unknown, rows: Record<string, unknown>[], field: string): unknown {
+  const key = keyFor("timestamptz");
+  let max = current;
+  for (let i = 0; i < rows.length; i++) {
+    const value = rows[i][field];
+    if (value === null || value === undefined) continue;
+    if (max === null || max === undefined) {
+      max = value;
+      continue;
+    }
+    const quick = typeof value === "string" && typeof max === "string"
+      ? sameZoneLater(value, max)
+      : null;
+    if (quick ?? (key(value)! > key(max)!)) max = value;
   }
   return max;
 }

@@ -110,7 +110,9 @@ export async function* csvChunks(
     bom: true,
     skip_empty_lines: true,
     max_record_size: MAX_RECORD_BYTES,
-    columns: options.headers ? (header: string[]) => uniqueColumnNames(header) : false,
+    // Rows as arrays: the records are built below in one pass that also turns empty
+    // cells into nulls (csv-parse's own `columns` would need a second pass for that).
+    columns: false,
   });
   input.on("error", (error) => parser.destroy(error));
   // Failures surface through `drained` while it runs; one after the consumer stopped must
@@ -119,24 +121,24 @@ export async function* csvChunks(
   input.pipe(parser);
   let names: string[] | null = null;
   try {
-    for await (const rows of drained<unknown>(parser)) {
-      if (options.headers) {
-        for (const row of rows) {
-          const record = row as Record<string, string | null>;
-          for (const key in record) if (record[key] === "") record[key] = null;
-        }
-        yield rows as TabularRecord[];
-      } else {
-        yield rows.map((row) => {
-          const cells = row as string[];
-          names ??= positionalNames(cells.length);
-          const record: TabularRecord = {};
-          for (let index = 0; index < cells.length; index++) {
-            record[names[index]] = cells[index] === "" ? null : cells[index];
-          }
-          return record;
-        });
+    for await (const rows of drained<string[]>(parser)) {
+      let first = 0;
+      if (names === null) {
+        names = options.headers ? uniqueColumnNames(rows[0]) : positionalNames(rows[0].length);
+        if (options.headers) first = 1;
       }
+      const records: TabularRecord[] = new Array(rows.length - first);
+      const count = names.length;
+      for (let row = first; row < rows.length; row++) {
+        const cells = rows[row];
+        const record: TabularRecord = {};
+        for (let index = 0; index < count; index++) {
+          const cell = cells[index];
+          record[names[index]] = cell === "" ? null : cell;
+        }
+        records[row - first] = record;
+      }
+      if (records.length) yield records;
     }
   } catch (error) {
     throw new ConnectorFailure(recordsError(error, where));
@@ -307,7 +309,7 @@ const CSV_PROBLEMS: Record<string, (lines: number | undefined) => string> = {
   CSV_RECORD_INCONSISTENT_COLUMNS: (line) =>
     `Line ${line}: the row has a different number of fields than the header`,
   CSV_RECORD_INCONSISTENT_FIELDS_LENGTH: (line) =>
-    `Line ${line}: the row has a different number of fields than the first row`,
+    `Line ${line}: the row has a different number of fields than the first row (the header)`,
   CSV_QUOTE_NOT_CLOSED: (line) =>
     `Line ${line}: a quoted field is never closed (the file ends inside quotes)`,
   CSV_INVALID_CLOSING_QUOTE: (line) =>

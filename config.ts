@@ -43,6 +43,8 @@ const envSchema = z.object({
   DAFEL_ADMIN_EMAIL: z.preprocess(emptyToUndefined, z.email().optional()),
   DAFEL_ADMIN_PASSWORD: z.preprocess(emptyToUndefined, z.string().min(8).optional()),
   JOBS: z.preprocess(emptyToUndefined, booleanFlag.default(true)),
+  LOGIN_ATTEMPTS_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+  CONNECTION_TESTS_PER_MINUTE: z.coerce.number().int().min(1).default(10),
 });
 
 export type Config = {
@@ -71,6 +73,8 @@ export type Config = {
   admin?: { email: string; password: string };
   /** Run the background job loop (health checks, syncs). */
   jobs: boolean;
+  /** Per IP+email, and per user: counted in the database, so shared by every instance. */
+  rateLimits: { loginPerMinute: number; connectionTestsPerMinute: number };
 };
 
 /** Parses an environment map; throws a readable error naming each bad variable. */
@@ -125,6 +129,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       ? { email: e.DAFEL_ADMIN_EMAIL, password: e.DAFEL_ADMIN_PASSWORD }
       : undefined,
     jobs: e.JOBS,
+    rateLimits: {
+      loginPerMinute: e.LOGIN_ATTEMPTS_PER_MINUTE,
+      connectionTestsPerMinute: e.CONNECTION_TESTS_PER_MINUTE,
+    },
   };
 }
 

@@ -49,7 +49,10 @@ export function createDeps(
     db: database.db,
     vault,
     connectorContext,
-    limiters: { login: limiter("login", 10), connectionTest: limiter("test", 10) },
+    limiters: {
+      login: limiter("login", config.rateLimits.loginPerMinute),
+      connectionTest: limiter("test", config.rateLimits.connectionTestsPerMinute),
+    },
     demo: options.demo,
     startedAt: Date.now(),
   };

@@ -10,7 +10,7 @@
  * upload is never visible under its name and two uploads of one name cannot collide.
  */
 import { extname, join } from "node:path";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { isInside } from "../connectors/_files.ts";
 import { audit } from "./_audit.ts";
@@ -76,7 +76,8 @@ async function linkToFreeName(
   throw new ApiError(409, "CONFLICT", `Too many files named like "${name}"`);
 }
 
-type ListedFile = { path: string; size: number; modifiedAt: string | null };
+/** A file in FILES_DIR, by its path relative to it. */
+export type ListedFile = { path: string; size: number; modifiedAt: string | null };
 
 /** Regular files under the directory (hidden ones and temporary uploads left out). */
 async function listFiles(root: string): Promise<ListedFile[]> {
@@ -97,6 +98,58 @@ async function listFiles(root: string): Promise<ListedFile[]> {
   return found.sort((a, b) => a.path.localeCompare(b.path));
 }
 
+/** What `GET /api/files` lists: the files a CSV source can name, by relative path. */
+export async function listUploadedFiles(filesDir: string): Promise<ListedFile[]> {
+  await Deno.mkdir(filesDir, { recursive: true });
+  return await listFiles(await Deno.realPath(filesDir));
+}
+
+/** Where an upload was stored: `path` is what a CSV source names. */
+export type StoredFile = { path: string; name: string; size: number; renamed: boolean };
+
+/**
+ * Stores one uploaded file in FILES_DIR under its sanitized name (never replacing a file)
+ * and audits it. Both `POST /api/files` and the wizard's upload without JavaScript call
+ * this. A missing file or a name that is not a CSV file name is a 400 (field `file`).
+ */
+export async function storeUpload(
+  c: Context<AppEnv>,
+  deps: AppDeps,
+  file: unknown,
+): Promise<StoredFile> {
+  if (!(file instanceof File)) {
+    throw badRequest("A file is required", [{ path: "file", message: "Required" }]);
+  }
+  const name = sanitizeFileName(file.name);
+  if (!UPLOAD_EXTENSIONS.includes(extname(name).toLowerCase())) {
+    throw badRequest(`Only ${UPLOAD_EXTENSIONS.join(", ")} files can be uploaded`, [
+      { path: "file", message: `Not a ${UPLOAD_EXTENSIONS.join(", ")} file name` },
+    ]);
+  }
+
+  const filesDir = deps.connectorContext.filesDir;
+  await Deno.mkdir(filesDir, { recursive: true });
+  const root = await Deno.realPath(filesDir);
+  const temporary = join(root, `.upload-${crypto.randomUUID()}.part`);
+  let stored: string;
+  try {
+    await Deno.writeFile(temporary, file.stream(), { createNew: true, mode: 0o640 });
+    stored = await linkToFreeName(root, temporary, name);
+  } finally {
+    await Deno.remove(temporary).catch(() => {});
+  }
+  if (!isInside(root, join(root, stored))) throw new Error("upload left the files directory");
+
+  await audit(c, deps, {
+    action: "FILE_UPLOAD",
+    entityType: "File",
+    entityId: stored,
+    outcome: "success",
+    details: { size: file.size, renamed: stored !== file.name },
+  });
+  return { path: stored, name: stored, size: file.size, renamed: stored !== file.name };
+}
+
 export function filesApi(deps: AppDeps, options: { maxBytes?: number } = {}) {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   const filesDir = deps.connectorContext.filesDir;
@@ -104,8 +157,7 @@ export function filesApi(deps: AppDeps, options: { maxBytes?: number } = {}) {
   app.use(requireUser);
 
   app.get("/", async (c) => {
-    await Deno.mkdir(filesDir, { recursive: true });
-    return c.json(await listFiles(await Deno.realPath(filesDir)));
+    return c.json(await listUploadedFiles(filesDir));
   });
 
   app.post(
@@ -132,39 +184,7 @@ export function filesApi(deps: AppDeps, options: { maxBytes?: number } = {}) {
           { path: "file", message: "Malformed multipart body" },
         ]);
       }
-      if (!(file instanceof File)) {
-        throw badRequest("A file is required", [{ path: "file", message: "Required" }]);
-      }
-      const name = sanitizeFileName(file.name);
-      if (!UPLOAD_EXTENSIONS.includes(extname(name).toLowerCase())) {
-        throw badRequest(`Only ${UPLOAD_EXTENSIONS.join(", ")} files can be uploaded`, [
-          { path: "file", message: `Not a ${UPLOAD_EXTENSIONS.join(", ")} file name` },
-        ]);
-      }
-
-      await Deno.mkdir(filesDir, { recursive: true });
-      const root = await Deno.realPath(filesDir);
-      const temporary = join(root, `.upload-${crypto.randomUUID()}.part`);
-      let stored: string;
-      try {
-        await Deno.writeFile(temporary, file.stream(), { createNew: true, mode: 0o640 });
-        stored = await linkToFreeName(root, temporary, name);
-      } finally {
-        await Deno.remove(temporary).catch(() => {});
-      }
-      if (!isInside(root, join(root, stored))) throw new Error("upload left the files directory");
-
-      await audit(c, deps, {
-        action: "FILE_UPLOAD",
-        entityType: "File",
-        entityId: stored,
-        outcome: "success",
-        details: { size: file.size, renamed: stored !== file.name },
-      });
-      return c.json(
-        { path: stored, name: stored, size: file.size, renamed: stored !== file.name },
-        201,
-      );
+      return c.json(await storeUpload(c, deps, file), 201);
     },
   );
 

@@ -97,7 +97,7 @@ export async function renewLease(
   return row ?? null;
 }
 
-/** Records how a job this instance holds ended. */
+/** Records how a job this instance holds ended, unless it was ended already. */
 export async function finishJob(
   db: Db,
   options: {
@@ -116,7 +116,12 @@ export async function finishJob(
     lastError: options.error ?? null,
     finishedAt: requeue ? null : sql`now()`,
     ...(requeue ? { runAt: sql`now()` } : {}),
-  }).where(and(eq(jobs.id, options.jobId), eq(jobs.lockedBy, options.instanceId)));
+  }).where(and(
+    eq(jobs.id, options.jobId),
+    eq(jobs.lockedBy, options.instanceId),
+    // A handler may have ended its job itself (with its run, in one transaction).
+    eq(jobs.status, "running"),
+  ));
 }
 
 /**

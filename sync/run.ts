@@ -187,12 +187,14 @@ export async function runSyncJob(
     signal: control.signal,
     tuning,
   });
+  const interrupted = end.failureReason === "interrupted";
   await endRun(db, {
     log: runLog,
     sourceType: source.type,
     end,
     requester: payload.requester,
-    job: { id: job.id, instanceId: control.instanceId },
+    // An interrupted run leaves its job to the runner: it may go back to the queue.
+    ...(interrupted ? {} : { job: { id: job.id, instanceId: control.instanceId } }),
   });
   log.info("Sync run ended", {
     sourceId: source.id,
@@ -203,7 +205,7 @@ export async function runSyncJob(
   });
   if (end.status === "SUCCEEDED") return { status: "succeeded" };
   if (end.status === "CANCELLED") return { status: "cancelled" };
-  return { status: "failed", error: end.errorMessage };
+  return { status: "failed", error: end.errorMessage, interrupted };
 }
 
 /** Waits for `work`, or rejects with the signal's reason when it aborts first. */

@@ -29,6 +29,11 @@ export class JobStopped extends Error {
 export type JobOutcome = {
   status: Extract<JobStatus, "succeeded" | "failed" | "cancelled">;
   error?: string | null;
+  /**
+   * The handler stopped because its signal aborted, before its work was done: on a
+   * shutdown the job goes back to the queue (while attempts remain) for another instance.
+   */
+  interrupted?: boolean;
 };
 
 export type JobHandler = (
@@ -107,7 +112,11 @@ export function startJobRunner(options: RunnerOptions): JobRunner {
     try {
       outcome = await handler(job, { signal: controller.signal, instanceId });
     } catch (error) {
-      outcome = { status: "failed", error: describe(error) };
+      outcome = {
+        status: "failed",
+        error: describe(error),
+        interrupted: controller.signal.aborted,
+      };
       logger.error("A job failed unexpectedly", {
         jobId: job.id,
         kind: job.kind,
@@ -120,7 +129,7 @@ export function startJobRunner(options: RunnerOptions): JobRunner {
     const reason = controller.signal.reason;
     if (reason instanceof JobStopped && reason.reason === "lease_lost") return;
     const requeue = reason instanceof JobStopped && reason.reason === "shutdown" &&
-      job.attempts < job.maxAttempts;
+      outcome.interrupted === true && job.attempts < job.maxAttempts;
     try {
       await finishJob(options.db, {
         jobId: job.id,

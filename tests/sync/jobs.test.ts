@@ -175,6 +175,38 @@ describe("two runners on one PostgreSQL", () => {
     }
   });
 
+  it("put a job back on shutdown only when its handler was interrupted", async () => {
+    const finished = await enqueueJob(first.db, { kind: "finishes", maxAttempts: 2 });
+    const interrupted = await enqueueJob(first.db, { kind: "interrupted", maxAttempts: 2 });
+    const started = new Set<string>();
+    const waitForStop = (signal: AbortSignal) =>
+      new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve()));
+    const runner = startJobRunner({
+      db: first.db,
+      pollMs: 20,
+      concurrency: 2,
+      handlers: {
+        // Its work was done when the stop came: it must not run again.
+        finishes: async (job, control) => {
+          started.add(job.id);
+          await waitForStop(control.signal);
+          return { status: "succeeded" };
+        },
+        interrupted: async (job, control) => {
+          started.add(job.id);
+          await waitForStop(control.signal);
+          return { status: "failed", error: "stopped midway", interrupted: true };
+        },
+      },
+    });
+    await waitFor("both jobs to start", () => Promise.resolve(started.size === 2));
+    await runner.stop();
+    const [done] = await first.db.select().from(jobs).where(eq(jobs.id, finished!.id));
+    const [back] = await first.db.select().from(jobs).where(eq(jobs.id, interrupted!.id));
+    expect(done.status).toBe("succeeded");
+    expect(back).toMatchObject({ status: "queued", lockedBy: null, attempts: 1 });
+  });
+
   it("cancel a queued job at once", async () => {
     const job = await enqueueJob(first.db, { kind: "never-claimed" });
     expect(await requestCancel(second.db, job!.id)).toBe("cancelled");

@@ -59,6 +59,8 @@ const configSchema = z.strictObject({
       description: "Path relative to the files directory, or upload a file (POST /api/files " +
         "returns the path to put here)",
       placeholder: "exports/customers.csv",
+      // Names a file in FILES_DIR: forms offer an upload and the files already there.
+      upload: true,
     }),
   delimiter: z.string().min(1).max(4).default(",").meta({
     title: "Delimiter",

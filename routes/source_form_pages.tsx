@@ -4,7 +4,8 @@
  * the JSON API calls, mapping their error details back onto the fields. "Test connection"
  * runs the settings as typed, before anything is saved, under the API's rate limit.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { connectors } from "../connectors/mod.ts";
 import { releaseSource, testSettings } from "../connectors/operations.ts";
@@ -12,13 +13,15 @@ import { resolveSettings, rowToConfig, TOP_LEVEL_FIELDS } from "../connectors/se
 import { type ConnectorSpec, UnsupportedOperationError } from "../connectors/types.ts";
 import { sanitize } from "../db/data_sources.ts";
 import { DATA_SOURCE_TYPES, type DataSource, type DataSourceType } from "../db/schema.ts";
-import type { FieldMessages, SettingsFormState } from "../views/settings_form.tsx";
+import { formatBytes } from "../views/_format.ts";
+import type { FieldMessages, FileChoices, SettingsFormState } from "../views/settings_form.tsx";
 import {
   allFields,
   blankHeaderRows,
   defaultValues,
   fieldNamed,
   type FormValues,
+  pickedFiles,
   postedSecrets,
   postedValues,
   type SettingsField,
@@ -26,6 +29,7 @@ import {
   settingsInput,
   type SettingsMode,
   storedValues,
+  uploadName,
 } from "../views/settings_fields.ts";
 import { SourceFormPage, type SourceFormProps, TypePickerPage } from "../views/source_form.tsx";
 import {
@@ -47,6 +51,12 @@ import {
   updateSource,
   updateSourceSchema,
 } from "./data_sources.ts";
+import {
+  DEFAULT_MAX_UPLOAD_BYTES,
+  listUploadedFiles,
+  storeUpload,
+  UPLOAD_EXTENSIONS,
+} from "./files.ts";
 import { takeTestToken } from "./source_connections.ts";
 
 const typeSchema = z.enum(DATA_SOURCE_TYPES);
@@ -147,7 +157,23 @@ type FormContext = {
   source?: DataSource;
 };
 
-function formPage(
+/** The upload and the files to choose from, for a form with a file field. */
+async function fileChoicesFor(
+  deps: AppDeps,
+  fields: SettingsField[],
+  options: { action: string; notice?: string },
+): Promise<FileChoices | undefined> {
+  if (!allFields(fields).some((field) => field.kind === "file")) return undefined;
+  return {
+    action: options.action,
+    api: "/api/files",
+    accept: UPLOAD_EXTENSIONS.join(","),
+    files: await listUploadedFiles(deps.connectorContext.filesDir),
+    notice: options.notice,
+  };
+}
+
+async function formPage(
   deps: AppDeps,
   context: FormContext,
   state: {
@@ -159,6 +185,8 @@ function formPage(
     test?: TestOutcome;
     demoApplied?: boolean;
     extraHeaderRows?: number;
+    /** What the upload of a file without JavaScript did. */
+    uploadNotice?: string;
   },
 ) {
   const { fields, source } = context;
@@ -178,6 +206,10 @@ function formPage(
       : undefined,
     rerenderAction: `${base}/form`,
     extraHeaderRows: state.extraHeaderRows,
+    fileChoices: await fileChoicesFor(deps, fields, {
+      action: `${base}/upload`,
+      notice: state.uploadNotice,
+    }),
   };
   const props: SourceFormProps = {
     user: context.user,
@@ -277,18 +309,75 @@ function contextFor(user: SessionUser, type: DataSourceType, source?: DataSource
   return { user, type, spec, fields: settingsFields(spec), source };
 }
 
+/** The upload pages, which take a file and so the upload limit instead of the form limit. */
+const UPLOAD_PATH = /^\/data-sources\/(new|[^/]+\/edit)\/upload$/;
+
+const uploadBodyLimit = bodyLimit({
+  maxSize: DEFAULT_MAX_UPLOAD_BYTES,
+  onError: () => {
+    const limit = `${Math.round(DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024)} MiB`;
+    throw new ApiError(413, "PAYLOAD_TOO_LARGE", `The file is larger than ${limit}`);
+  },
+});
+
+/**
+ * The upload of a form without JavaScript (the script posts to /api/files instead): each file
+ * field's file is stored by the same function as POST /api/files, and the form comes back as
+ * posted with the stored path in the field, or the refusal next to it.
+ */
+async function uploadFiles(
+  c: Context<AppEnv>,
+  deps: AppDeps,
+  context: FormContext,
+  body: Body,
+): Promise<{ values: FormValues; errors: { path: string; message: string }[]; notice?: string }> {
+  const values: FormValues = {};
+  const errors: { path: string; message: string }[] = [];
+  const notices: string[] = [];
+  for (const field of allFields(context.fields)) {
+    if (field.kind !== "file") continue;
+    const file = body[uploadName(field.name)];
+    // An empty file input still sends a part, with no file name.
+    if (!(file instanceof File) || file.name === "") {
+      errors.push({ path: field.name, message: "Choose a file to upload first" });
+      continue;
+    }
+    try {
+      const stored = await storeUpload(c, deps, file);
+      values[field.name] = stored.path;
+      notices.push(
+        stored.renamed
+          ? `Uploaded as ${stored.path} (${formatBytes(stored.size)}): the name was taken or ` +
+            "not allowed as it was"
+          : `Uploaded ${stored.path} (${formatBytes(stored.size)})`,
+      );
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 400) throw error;
+      errors.push({ path: field.name, message: error.message });
+    }
+  }
+  return { values, errors, notice: notices.join("; ") || undefined };
+}
+
 export function sourceFormPages(deps: AppDeps) {
   const app = new Hono<AppEnv>();
   app.use("/data-sources", pageBodyLimit);
-  app.use("/data-sources/*", pageBodyLimit);
+  app.use(
+    "/data-sources/*",
+    (c, next) => UPLOAD_PATH.test(c.req.path) ? next() : pageBodyLimit(c, next),
+  );
 
-  app.get("/data-sources/new", (c) => {
+  app.get("/data-sources/new", async (c) => {
     const user = currentUser(c);
     const type = typeSchema.safeParse(c.req.query("type"));
     if (!type.success) return c.html(<TypePickerPage user={user} />);
     const context = contextFor(user, type.data);
     return c.html(
-      formPage(deps, context, { name: "", description: "", values: defaultValues(context.fields) }),
+      await formPage(deps, context, {
+        name: "",
+        description: "",
+        values: defaultValues(context.fields),
+      }),
     );
   });
 
@@ -301,14 +390,40 @@ export function sourceFormPages(deps: AppDeps) {
     const submission = readSubmission(context.fields, body);
     const demo = submission.intent === "demo" && deps.demo !== undefined &&
       type.data === "POSTGRESQL";
+    const picked = submission.intent === "pick" ? pickedFiles(context.fields, body) : {};
     c.header("HX-Push-Url", "false");
-    return c.html(formPage(deps, context, {
-      name: demo && !submission.name ? "Demo store" : submission.name,
-      description: submission.description,
-      values: demo ? { ...submission.values, ...demoValues(deps) } : submission.values,
-      demoApplied: demo || submission.demo,
-      extraHeaderRows: submission.intent === "add-header" ? submission.blankHeaders + 1 : 1,
-    }));
+    return c.html(
+      await formPage(deps, context, {
+        name: demo && !submission.name ? "Demo store" : submission.name,
+        description: submission.description,
+        values: demo
+          ? { ...submission.values, ...demoValues(deps) }
+          : { ...submission.values, ...picked },
+        demoApplied: demo || submission.demo,
+        extraHeaderRows: submission.intent === "add-header" ? submission.blankHeaders + 1 : 1,
+      }),
+    );
+  });
+
+  app.post("/data-sources/new/upload", uploadBodyLimit, async (c) => {
+    const body = await formBody(c);
+    const type = typeSchema.safeParse(field(body, "type"));
+    if (!type.success) return seeOther(c, "/data-sources/new");
+    const context = contextFor(currentUser(c), type.data);
+    const submission = readSubmission(context.fields, body);
+    const uploaded = await uploadFiles(c, deps, context, body);
+    c.header("HX-Push-Url", "false");
+    return c.html(
+      await formPage(deps, context, {
+        name: submission.name,
+        description: submission.description,
+        values: { ...submission.values, ...uploaded.values },
+        errors: uploaded.errors,
+        demoApplied: submission.demo,
+        uploadNotice: uploaded.notice,
+      }),
+      uploaded.errors.length ? 400 : 200,
+    );
   });
 
   app.post("/data-sources/new/test", async (c) => {
@@ -329,7 +444,7 @@ export function sourceFormPages(deps: AppDeps) {
       );
     }
     return c.html(
-      formPage(deps, context, {
+      await formPage(deps, context, {
         name: submission.name,
         description: submission.description,
         values: submission.values,
@@ -355,10 +470,10 @@ export function sourceFormPages(deps: AppDeps) {
       type: type.data,
       ...apiInput(deps, type.data, context.fields, submission, "create"),
     };
-    const rerender = (errors: { path: string; message: string }[]) => {
+    const rerender = async (errors: { path: string; message: string }[]) => {
       c.header("HX-Push-Url", "false");
       return c.html(
-        formPage(deps, context, {
+        await formPage(deps, context, {
           name: submission.name,
           description: submission.description,
           values: submission.values,
@@ -395,25 +510,51 @@ export function sourceFormPages(deps: AppDeps) {
     const user = currentUser(c);
     const source = await loadSource(deps, user, c.req.param("id"));
     const context = contextFor(user, source.type, source);
-    return c.html(formPage(deps, context, {
-      name: source.name,
-      description: source.description ?? "",
-      values: storedValues(context.fields, rowToConfig(context.spec, source)),
-    }));
+    return c.html(
+      await formPage(deps, context, {
+        name: source.name,
+        description: source.description ?? "",
+        values: storedValues(context.fields, rowToConfig(context.spec, source)),
+      }),
+    );
   });
 
   app.post("/data-sources/:id/edit/form", async (c) => {
     const user = currentUser(c);
     const source = await loadSource(deps, user, c.req.param("id"));
     const context = contextFor(user, source.type, source);
-    const submission = readSubmission(context.fields, await formBody(c));
+    const body = await formBody(c);
+    const submission = readSubmission(context.fields, body);
+    const picked = submission.intent === "pick" ? pickedFiles(context.fields, body) : {};
     c.header("HX-Push-Url", "false");
-    return c.html(formPage(deps, context, {
-      name: submission.name,
-      description: submission.description,
-      values: submission.values,
-      extraHeaderRows: submission.intent === "add-header" ? submission.blankHeaders + 1 : 1,
-    }));
+    return c.html(
+      await formPage(deps, context, {
+        name: submission.name,
+        description: submission.description,
+        values: { ...submission.values, ...picked },
+        extraHeaderRows: submission.intent === "add-header" ? submission.blankHeaders + 1 : 1,
+      }),
+    );
+  });
+
+  app.post("/data-sources/:id/edit/upload", uploadBodyLimit, async (c) => {
+    const user = currentUser(c);
+    const source = await loadSource(deps, user, c.req.param("id"));
+    const context = contextFor(user, source.type, source);
+    const body = await formBody(c);
+    const submission = readSubmission(context.fields, body);
+    const uploaded = await uploadFiles(c, deps, context, body);
+    c.header("HX-Push-Url", "false");
+    return c.html(
+      await formPage(deps, context, {
+        name: submission.name,
+        description: submission.description,
+        values: { ...submission.values, ...uploaded.values },
+        errors: uploaded.errors,
+        uploadNotice: uploaded.notice,
+      }),
+      uploaded.errors.length ? 400 : 200,
+    );
   });
 
   app.post("/data-sources/:id/edit/test", async (c) => {
@@ -433,7 +574,7 @@ export function sourceFormPages(deps: AppDeps) {
       );
     }
     return c.html(
-      formPage(deps, context, {
+      await formPage(deps, context, {
         name: submission.name,
         description: submission.description,
         values: submission.values,
@@ -455,10 +596,10 @@ export function sourceFormPages(deps: AppDeps) {
       description: submission.description.trim() || null,
       ...apiInput(deps, source.type, context.fields, submission, "update"),
     };
-    const rerender = (errors: { path: string; message: string }[]) => {
+    const rerender = async (errors: { path: string; message: string }[]) => {
       c.header("HX-Push-Url", "false");
       return c.html(
-        formPage(deps, context, {
+        await formPage(deps, context, {
           name: submission.name,
           description: submission.description,
           values: submission.values,

@@ -10,6 +10,10 @@ import type { z } from "zod";
 import { TOP_LEVEL_FIELDS } from "../connectors/settings.ts";
 import type { ConnectorSpec } from "../connectors/types.ts";
 
+/**
+ * How a setting is typed. `file` is a text field naming a file in FILES_DIR, offered with an
+ * upload and a choice of the files already there.
+ */
 export type FieldKind =
   | "text"
   | "url"
@@ -19,7 +23,8 @@ export type FieldKind =
   | "checkbox"
   | "select"
   | "group"
-  | "headers";
+  | "headers"
+  | "file";
 
 export type SettingsField = {
   /** The key in its schema object. */
@@ -45,7 +50,13 @@ export type SettingsField = {
 /** Flat form values by field name; checkboxes are booleans. */
 export type FormValues = Record<string, string | boolean>;
 
-type Meta = { title?: string; description?: string; placeholder?: string };
+type Meta = {
+  title?: string;
+  description?: string;
+  placeholder?: string;
+  /** The value names a file in FILES_DIR: the form offers an upload and the files there. */
+  upload?: boolean;
+};
 
 /** Above this length a text field is a textarea (queries, request bodies, JSON keys). */
 const TEXTAREA_FROM = 10_000;
@@ -152,7 +163,15 @@ function fieldOf(key: string, schema: z.ZodType, prefix: string, secret: boolean
     case "string": {
       const maxLength = lengths.maxLength ?? undefined;
       const long = maxLength !== undefined && maxLength > TEXTAREA_FROM;
-      const kind = long ? "textarea" : secret ? "password" : def.format === "url" ? "url" : "text";
+      const kind = long
+        ? "textarea"
+        : secret
+        ? "password"
+        : meta.upload === true
+        ? "file"
+        : def.format === "url"
+        ? "url"
+        : "text";
       return { ...base, kind: kind as FieldKind, maxLength };
     }
     default:
@@ -296,6 +315,27 @@ export function postedValues(fields: SettingsField[], body: Posted): FormValues 
     }
   }
   return values;
+}
+
+/** The form name of the file input that uploads a file for this field. */
+export function uploadName(name: string): string {
+  return `upload.${name}`;
+}
+
+/** The form name of the list of uploaded files to choose from for this field. */
+export function pickName(name: string): string {
+  return `pick.${name}`;
+}
+
+/** The files chosen in the lists of uploaded files, by the field they fill. */
+export function pickedFiles(fields: SettingsField[], body: Posted): FormValues {
+  const picked: FormValues = {};
+  for (const field of allFields(fields)) {
+    if (field.kind !== "file") continue;
+    const value = text(body, pickName(field.name));
+    if (value) picked[field.name] = value;
+  }
+  return picked;
 }
 
 /** Row indexes of a header list present in a body, in order. */

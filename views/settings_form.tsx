@@ -5,16 +5,33 @@
  * `hx-preserve` keeps what the user typed when htmx swaps the form after a validation error.
  */
 import type { Child } from "hono/jsx";
+import { formatBytes } from "./_format.ts";
 import {
   allFields,
   type FormValues,
   headerRowCount,
+  pickName,
   type SettingsField,
   type SettingsMode,
+  uploadName,
 } from "./settings_fields.ts";
 
 /** Messages by field name (`host`, `configuration.headers.0.value`). */
 export type FieldMessages = Record<string, string>;
+
+/** What a `file` field offers besides typing a path: an upload and the files already there. */
+export type FileChoices = {
+  /** Where the form posts a file without JavaScript, to come back with the path filled. */
+  action: string;
+  /** Where the page's script posts a file and lists the files (POST and GET /api/files). */
+  api: string;
+  /** File name endings an upload may have: `.csv,.tsv,.txt`. */
+  accept: string;
+  /** Files in the files directory, by path relative to it. */
+  files: { path: string; size: number }[];
+  /** What the last upload did ("Uploaded customers.csv (14 B)"). */
+  notice?: string;
+};
 
 export type SettingsFormState = {
   fields: SettingsField[];
@@ -31,6 +48,8 @@ export type SettingsFormState = {
   rerenderAction: string;
   /** Empty header rows to offer for typing (one unless the user asked for more). */
   extraHeaderRows?: number;
+  /** For forms with a `file` field. */
+  fileChoices?: FileChoices;
 };
 
 /** The DOM id of a field's input: `f-configuration-auth-type`. */
@@ -176,6 +195,107 @@ function PlainInput(props: { field: SettingsField; state: SettingsFormState }) {
   );
 }
 
+/**
+ * A path in the files directory, typed, uploaded or chosen from the files there. Without
+ * JavaScript the Upload and "Use this file" buttons post the form to come back with the path
+ * filled; static/app.js instead uploads the chosen file at once (POST /api/files) and copies
+ * a chosen path into the field, and the two buttons are hidden.
+ */
+function FileInput(props: { field: SettingsField; state: SettingsFormState }) {
+  const { field, state } = props;
+  const error = state.errors[field.name];
+  const id = fieldId(field.name);
+  const raw = state.values[field.name];
+  const value = typeof raw === "string" ? raw : "";
+  const choices = state.fileChoices;
+  const files = choices?.files ?? [];
+  const status = `${id}-status`;
+  return (
+    <div class="field file-field">
+      <label for={id}>
+        <Label field={field} />
+      </label>
+      <input
+        type="text"
+        id={id}
+        name={field.name}
+        value={value}
+        placeholder={field.placeholder}
+        required={field.required}
+        maxlength={field.maxLength}
+        autocomplete="off"
+        aria-invalid={error ? "true" : undefined}
+        aria-describedby={describedBy(field.name, { help: field.help, error })}
+      />
+      <Messages name={field.name} help={field.help} error={error} hint={state.hints[field.name]} />
+      {choices && (
+        <div class="file-choices">
+          <div class="file-choice">
+            <label for={`${id}-upload`}>Upload a file</label>
+            <div class="file-choice-row">
+              <input
+                type="file"
+                id={`${id}-upload`}
+                name={uploadName(field.name)}
+                accept={choices.accept}
+                data-upload={choices.api}
+                data-upload-to={id}
+                data-upload-status={status}
+                data-pick={`${id}-pick`}
+                aria-describedby={status}
+              />
+              <button
+                type="submit"
+                class="small without-js"
+                name="intent"
+                value="upload"
+                formaction={choices.action}
+                formenctype="multipart/form-data"
+                formnovalidate
+              >
+                Upload
+              </button>
+            </div>
+          </div>
+          <div class="file-choice">
+            <label for={`${id}-pick`}>Or choose an uploaded file</label>
+            <div class="file-choice-row">
+              <select id={`${id}-pick`} name={pickName(field.name)} data-pick-to={id}>
+                <option value="">
+                  {files.length === 0 ? "No files uploaded yet" : "Choose a file"}
+                </option>
+                {files.map((file) => (
+                  <option value={file.path} selected={file.path === value}>
+                    {file.path} ({formatBytes(file.size)})
+                  </option>
+                ))}
+              </select>
+              <button
+                type="submit"
+                class="small without-js"
+                name="intent"
+                value="pick"
+                formaction={state.rerenderAction}
+                formnovalidate
+              >
+                Use this file
+              </button>
+            </div>
+          </div>
+          <small
+            id={status}
+            class="upload-status"
+            role="status"
+            data-state={choices.notice ? "done" : undefined}
+          >
+            {choices.notice ?? ""}
+          </small>
+        </div>
+      )}
+    </div>
+  );
+}
+
 function Checkbox(props: { field: SettingsField; state: SettingsFormState }) {
   const { field, state } = props;
   const error = state.errors[field.name];
@@ -292,20 +412,24 @@ function Field(props: { field: SettingsField; state: SettingsFormState }) {
   if (field.kind === "group") return <Group {...props} />;
   if (field.kind === "headers") return <HeaderRows {...props} />;
   if (field.kind === "checkbox") return <Checkbox {...props} />;
+  if (field.kind === "file") return <FileInput {...props} />;
   if (field.secret) return <SecretInput {...props} />;
   return <PlainInput {...props} />;
 }
 
 /**
  * Fields in reading order: a secret sits right after the field it goes with (the password
- * after the username, the API key after the authentication method), not at the end.
+ * after the username, the API key after the authentication method), or else after the last
+ * required setting (the secret key after the access key, the service-account JSON after the
+ * spreadsheet), not at the end behind the optional ones.
  */
 function readingOrder(fields: SettingsField[]): SettingsField[] {
   const plain = fields.filter((field) => !field.secret);
   const secrets = fields.filter((field) => field.secret);
-  const anchor = ["username", "auth"].map((key) => plain.findIndex((field) => field.key === key))
+  const named = ["username", "auth"].map((key) => plain.findIndex((field) => field.key === key))
     .find((index) => index >= 0);
-  if (anchor === undefined) return [...plain, ...secrets];
+  const anchor = named ?? plain.findLastIndex((field) => field.required);
+  if (anchor < 0) return [...plain, ...secrets];
   return [...plain.slice(0, anchor + 1), ...secrets, ...plain.slice(anchor + 1)];
 }
 

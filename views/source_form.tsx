@@ -158,6 +158,13 @@ export function SourceFormPage(props: SourceFormProps & { labels: Record<string,
           novalidate
           hx-push-url="false"
         >
+          {
+            /* Enter in a field saves: the first submit button of a form is the one Enter
+              presses, and the form has others before Save (Add a header, Upload). */
+          }
+          <button type="submit" hidden tabindex={-1} aria-hidden="true">
+            {editing ? "Save changes" : "Save"}
+          </button>
           <input type="hidden" name="type" value={props.type} />
           {props.demoApplied && <input type="hidden" name="demo" value="1" />}
           <FormError message={props.formError} />

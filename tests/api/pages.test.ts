@@ -407,6 +407,157 @@ describe("creation wizard", () => {
   });
 });
 
+describe("the CSV form's file upload", () => {
+  /** The wizard's CSV form as the browser posts it without JavaScript, with a file chosen. */
+  function csvUpload(name: string | null, content = "id,name\n1,Ada\n2,Grace\n") {
+    const body = new FormData();
+    body.append("type", "CSV_FILE");
+    body.append("name", "Customers file");
+    body.append("description", "");
+    body.append("configuration.filePath", "");
+    body.append("configuration.delimiter", ";");
+    body.append("intent", "upload");
+    body.append(
+      "upload.configuration.filePath",
+      name === null ? new File([], "") : new File([content], name, { type: "text/csv" }),
+    );
+    return body;
+  }
+
+  async function stored(path: string): Promise<string> {
+    return await Deno.readTextFile(`${t.deps.config.filesDir}/${path}`);
+  }
+
+  it("offers an upload to /api/files and the files already uploaded next to the path", async () => {
+    await Deno.mkdir(`${t.deps.config.filesDir}/exports`, { recursive: true });
+    await Deno.writeTextFile(`${t.deps.config.filesDir}/exports/listed.csv`, "a\n1\n");
+    const page = await get("/data-sources/new?type=CSV_FILE");
+    const upload = input(page.text, "upload.configuration.filePath");
+    expect(upload).toContain('type="file"');
+    expect(upload).toContain('data-upload="/api/files"');
+    expect(upload).toContain('accept=".csv,.tsv,.txt"');
+    expect(page.text).toContain('formaction="/data-sources/new/upload"');
+    expect(page.text).toContain('formenctype="multipart/form-data"');
+    expect(input(page.text, "pick.configuration.filePath")).toContain("<select");
+    expect(page.text).toContain('<option value="exports/listed.csv">exports/listed.csv (4 B)');
+    expect(input(page.text, "configuration.filePath")).toContain('type="text"');
+  });
+
+  it("stores a file posted without JavaScript and comes back with its path in the field", async () => {
+    const reply = await t.call("POST", "/data-sources/new/upload", {
+      cookie: admin,
+      body: csvUpload("people export.csv"),
+    });
+    expect(reply.status, reply.text).toBe(200);
+    expect(input(reply.text, "configuration.filePath")).toContain('value="people export.csv"');
+    expect(input(reply.text, "name")).toContain('value="Customers file"');
+    expect(input(reply.text, "configuration.delimiter")).toContain('value=";"');
+    expect(reply.text).toContain("Uploaded people export.csv (22 B)");
+    expect(reply.text).toContain('<option value="people export.csv" selected="">');
+    expect(await stored("people export.csv")).toBe("id,name\n1,Ada\n2,Grace\n");
+    // The same storage as POST /api/files: the name is taken now, and the upload audited.
+    const again = await t.call("POST", "/data-sources/new/upload", {
+      cookie: admin,
+      body: csvUpload("people export.csv", "id\n3\n"),
+    });
+    expect(input(again.text, "configuration.filePath")).toContain('value="people export-2.csv"');
+    expect(again.text).toContain("Uploaded as people export-2.csv");
+    expect(await stored("people export.csv")).toBe("id,name\n1,Ada\n2,Grace\n");
+    const audit = await t.call("GET", "/api/audit-logs?action=FILE_UPLOAD", { cookie: admin });
+    expect(audit.body.map((row: { entityId: string }) => row.entityId)).toEqual(
+      expect.arrayContaining(["people export.csv", "people export-2.csv"]),
+    );
+
+    // The form as it came back saves a source that reads the uploaded file.
+    const saved = await post("/data-sources", {
+      type: "CSV_FILE",
+      name: "Customers file",
+      "configuration.filePath": "people export.csv",
+      "configuration.delimiter": ",",
+      "configuration.quote": '"',
+      "configuration.encoding": "utf8",
+      "configuration.headers": "true",
+    });
+    expect(saved.status, saved.text).toBe(303);
+    const test = await t.call("POST", `/api/data-sources/${idFromLocation(saved)}/test`, {
+      cookie: admin,
+    });
+    expect(test.body).toMatchObject({ success: true });
+  });
+
+  it("puts a refused upload next to the file field and stores nothing", async () => {
+    const before = (await t.call("GET", "/api/files", { cookie: admin })).body.length;
+    const wrongType = await t.call("POST", "/data-sources/new/upload", {
+      cookie: admin,
+      body: csvUpload("report.exe"),
+    });
+    expect(wrongType.status).toBe(400);
+    expect(input(wrongType.text, "configuration.filePath")).toContain('aria-invalid="true"');
+    expect(wrongType.text).toContain("Only .csv, .tsv, .txt files can be uploaded");
+    expect(input(wrongType.text, "name")).toContain('value="Customers file"');
+
+    const none = await t.call("POST", "/data-sources/new/upload", {
+      cookie: admin,
+      body: csvUpload(null),
+    });
+    expect(none.status).toBe(400);
+    expect(none.text).toContain("Choose a file to upload first");
+    expect((await t.call("GET", "/api/files", { cookie: admin })).body.length).toBe(before);
+  });
+
+  it("refuses an upload posted from another site", async () => {
+    const reply = await t.call("POST", "/data-sources/new/upload", {
+      cookie: admin,
+      body: csvUpload("forged.csv"),
+      headers: { origin: "https://evil.example" },
+    });
+    expect(reply.status).toBe(403);
+    const files = (await t.call("GET", "/api/files", { cookie: admin })).body;
+    expect(files.map((file: { path: string }) => file.path)).not.toContain("forged.csv");
+  });
+
+  it("fills the path with a file chosen from the list, without JavaScript", async () => {
+    const page = await post("/data-sources/new/form", {
+      type: "CSV_FILE",
+      name: "Listed",
+      "configuration.filePath": "",
+      "pick.configuration.filePath": "exports/listed.csv",
+      intent: "pick",
+    });
+    expect(page.status).toBe(200);
+    expect(input(page.text, "configuration.filePath")).toContain('value="exports/listed.csv"');
+    expect(input(page.text, "name")).toContain('value="Listed"');
+  });
+
+  it("uploads a replacement file on the edit form of a saved source", async () => {
+    const csvId = await createViaApi({
+      name: "Edited file",
+      type: "CSV_FILE",
+      configuration: { filePath: "exports/listed.csv" },
+    });
+    const edit = await get(`/data-sources/${csvId}/edit`);
+    expect(edit.text).toContain(`formaction="/data-sources/${csvId}/edit/upload"`);
+    expect(edit.text).toContain('<option value="exports/listed.csv" selected="">');
+    const body = csvUpload("replacement.csv", "id\n9\n");
+    body.set("name", "Edited file");
+    const reply = await t.call("POST", `/data-sources/${csvId}/edit/upload`, {
+      cookie: admin,
+      body,
+    });
+    expect(reply.status).toBe(200);
+    expect(input(reply.text, "configuration.filePath")).toContain('value="replacement.csv"');
+    expect(await stored("replacement.csv")).toBe("id\n9\n");
+    // Only its owner (or an administrator) uploads through a source's edit form.
+    await t.user("stranger@example.com", "stranger-password");
+    const stranger = await t.login("stranger@example.com", "stranger-password");
+    const refused = await t.call("POST", `/data-sources/${csvId}/edit/upload`, {
+      cookie: stranger,
+      body: csvUpload("intruder.csv"),
+    });
+    expect(refused.status).toBe(403);
+  });
+});
+
 describe("connection test from the pages", () => {
   it("tests typed settings before saving and shows each stage as a fragment", async () => {
     const reply = await post("/data-sources/new/test", restFields("Typed"), {

@@ -1,6 +1,6 @@
 /**
  * Loading into PostgreSQL with COPY. A full refresh runs in one transaction: create the
- * staging table, COPY every batch into it, add the primary key, swap it for the table and
+ * staging table (with its key), COPY every batch into it, swap it for the table and
  * save the stream's state; a failed or killed run rolls all of it back, so the old table and
  * state stay as they were and no staging table is left behind. An incremental batch is
  * COPYed into a temporary table of a reserved session and upserted by primary key in its
@@ -125,7 +125,14 @@ export function postgresDestination(client: postgres.Sql): Destination {
       const signal = new AbortController();
       return await client.begin(async (tx): Promise<LoadResult> => {
         const stagingTable = qualified(plan.schema, staging);
-        await tx.unsafe(`create table ${stagingTable} (${columnDefinitions(plan.columns)})`);
+        // The key is there from the start: PostgreSQL maintains it while COPY streams (on its
+        // own core, while this process reads the next batch) instead of building it after.
+        const key = plan.primaryKey.length
+          ? `, constraint ${quoteIdent(`${staging}_pkey`)} primary key (${keyList(plan)})`
+          : "";
+        await tx.unsafe(
+          `create table ${stagingTable} (${columnDefinitions(plan.columns)}${key})`,
+        );
         let copy = await openCopy(tx, stagingTable, {
           columns: plan.columns,
           signal: signal.signal,
@@ -158,13 +165,6 @@ export function postgresDestination(client: postgres.Sql): Destination {
           throw error;
         }
         const target = qualified(plan.schema, plan.table);
-        if (plan.primaryKey.length) {
-          await tx.unsafe(
-            `alter table ${stagingTable} add constraint ${
-              quoteIdent(`${staging}_pkey`)
-            } primary key (${keyList(plan)})`,
-          );
-        }
         await tx.unsafe(`drop table if exists ${target}`);
         await tx.unsafe(`alter table ${stagingTable} rename to ${quoteIdent(plan.table)}`);
         if (plan.primaryKey.length) {

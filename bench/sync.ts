@@ -125,7 +125,7 @@ async function addSource(
     } as Parameters<typeof createSource>[2],
   );
   const stream = type === "POSTGRESQL" ? `public.${table}` : `${names.mysql}.${table}`;
-  await writeSyncSettings(deps.db, row.id, { streams: [stream] });
+  await writeSyncSettings(deps.db, { sourceId: row.id, input: { streams: [stream] } });
   return row.id;
 }
 

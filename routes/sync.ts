@@ -57,10 +57,9 @@ async function optionalJson<T extends z.ZodType>(c: Context, schema: T): Promise
 /** Refuses stream names the newest discovery does not have (400 naming each). */
 export async function checkStreams(
   deps: AppDeps,
-  source: DataSource,
-  streams: string[] | null | undefined,
-  path = "streams",
+  request: { source: DataSource; streams: string[] | null | undefined },
 ): Promise<void> {
+  const { source, streams } = request;
   if (!streams?.length) return;
   const latest = await latestDiscovery(deps.db, source.id);
   // Without a discovery yet the run discovers first and reports unknown streams itself.
@@ -70,7 +69,7 @@ export async function checkStreams(
     throw badRequest(
       `Unknown stream: ${missing[0]}`,
       missing.map((name) => ({
-        path: `${path}.${streams.indexOf(name)}`,
+        path: `streams.${streams.indexOf(name)}`,
         message: `No stream "${name}" in the source's schema`,
       })),
     );
@@ -94,7 +93,7 @@ export async function startSync(
   options: { source: DataSource; streams?: string[]; mode?: (typeof SYNC_MODES)[number] },
 ): Promise<string> {
   const { source } = options;
-  await checkStreams(deps, source, options.streams);
+  await checkStreams(deps, { source, streams: options.streams });
   const settings = await readSyncSettings(deps.db, source.id);
   const mode = options.mode ?? settings.mode;
   const result = await requestSync(deps.db, {
@@ -143,19 +142,21 @@ export function syncApi(deps: AppDeps) {
 
   app.get("/:id/sync-logs", validate("query", syncLogsQuerySchema), async (c) => {
     const source = await loadSource(deps, currentUser(c), c.req.param("id"));
-    return c.json(await listRuns(deps.db, source.id, c.req.valid("query").limit));
+    return c.json(
+      await listRuns(deps.db, { sourceId: source.id, limit: c.req.valid("query").limit }),
+    );
   });
 
   app.get("/:id/sync-logs/:logId", async (c) => {
     const source = await loadSource(deps, currentUser(c), c.req.param("id"));
-    const run = await findRun(deps.db, source.id, c.req.param("logId"));
+    const run = await findRun(deps.db, { sourceId: source.id, logId: c.req.param("logId") });
     if (!run) throw notFound("Sync log");
     return c.json(run);
   });
 
   app.post("/:id/sync-logs/:logId/cancel", async (c) => {
     const source = await loadSource(deps, currentUser(c), c.req.param("id"));
-    const run = await findRun(deps.db, source.id, c.req.param("logId"));
+    const run = await findRun(deps.db, { sourceId: source.id, logId: c.req.param("logId") });
     if (!run) throw notFound("Sync log");
     const outcome = await cancelRun(deps.db, {
       log: run,
@@ -184,8 +185,8 @@ export function syncApi(deps: AppDeps) {
   app.put("/:id/sync-settings", validate("json", syncSettingsInput), async (c) => {
     const source = await loadSource(deps, currentUser(c), c.req.param("id"));
     const input = c.req.valid("json");
-    await checkStreams(deps, source, input.streams);
-    const saved = await writeSyncSettings(deps.db, source.id, input);
+    await checkStreams(deps, { source, streams: input.streams });
+    const saved = await writeSyncSettings(deps.db, { sourceId: source.id, input });
     await audit(c, deps, {
       action: "DATA_SOURCE_SYNC_SETTINGS",
       entityType: "DataSource",

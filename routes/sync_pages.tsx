@@ -29,7 +29,7 @@ async function panelProps(
   extras: Pick<SyncPanelProps, "error" | "scheduleInput"> = {},
 ): Promise<SyncPanelProps> {
   const [runs, settings] = await Promise.all([
-    listRuns(deps.db, source.id, HISTORY),
+    listRuns(deps.db, { sourceId: source.id, limit: HISTORY }),
     readSyncSettings(deps.db, source.id),
   ]);
   return {
@@ -120,7 +120,7 @@ export function syncPages(deps: AppDeps) {
         status: 400,
       });
     }
-    const saved = await writeSyncSettings(deps.db, source.id, parsed.data);
+    const saved = await writeSyncSettings(deps.db, { sourceId: source.id, input: parsed.data });
     await audit(c, deps, {
       action: "DATA_SOURCE_SYNC_SETTINGS",
       entityType: "DataSource",
@@ -133,7 +133,7 @@ export function syncPages(deps: AppDeps) {
 
   app.post("/data-sources/:id/sync/:logId/cancel", async (c) => {
     const source = await loadSource(deps, currentUser(c), c.req.param("id"));
-    const run = await findRun(deps.db, source.id, c.req.param("logId"));
+    const run = await findRun(deps.db, { sourceId: source.id, logId: c.req.param("logId") });
     if (!run) throw notFound("Sync run");
     const outcome = await cancelRun(deps.db, {
       log: run,

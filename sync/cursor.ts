@@ -112,10 +112,10 @@ function sameZoneLater(value: string, max: string): boolean | null {
 
 /** The larger of `current` and every row's value of the cursor field. */
 export function maxCursor(
-  current: unknown,
   rows: Record<string, unknown>[],
-  cursor: { field: string; kind: ValueKind },
+  cursor: { current: unknown; field: string; kind: ValueKind },
 ): unknown {
+  const { current } = cursor;
   if (cursor.kind === "timestamptz") return maxTimestamp(current, rows, cursor.field);
   const key = keyFor(cursor.kind);
   let max = current;

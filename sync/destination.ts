@@ -77,9 +77,9 @@ export const SAVE_STATE_SQL = `insert into sync_stream_states
 /** The parameters of SAVE_STATE_SQL. */
 export function saveStateParams(
   state: StreamState,
-  rowCount: number | null,
-  cursor: unknown,
+  values: { rowCount: number | null; cursor: unknown },
 ): (string | number | null)[] {
+  const { rowCount, cursor } = values;
   const stored = state.cursorColumn === null ? null : storeCursor(cursor);
   return [
     state.sourceId,

@@ -72,9 +72,10 @@ export async function enqueueHealthChecks(
 /** Handles a `health_check` job: tests the source unless it changed state meanwhile. */
 export async function runHealthCheck(
   deps: OperationDeps,
-  job: { dataSourceId: string | null },
-  control: { signal: AbortSignal },
+  check: { job: { dataSourceId: string | null }; signal: AbortSignal },
 ): Promise<JobOutcome> {
+  const { job, signal } = check;
+  const control = { signal };
   if (!job.dataSourceId) return { status: "failed", error: "No source" };
   const [source] = await deps.db.select().from(dataSources)
     .where(and(

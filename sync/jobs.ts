@@ -18,7 +18,8 @@ export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancell
 export const INTERRUPTED = "Interrupted: the instance running it stopped before it finished";
 
 export type NewJob = {
-  kind: JobKind;
+  /** One of JOB_KINDS in the app; the queue itself takes any kind a runner handles. */
+  kind: string;
   dataSourceId?: string | null;
   payload?: Record<string, unknown>;
   /** Enqueuing a key that exists does nothing (see `enqueueJob`). */

@@ -92,8 +92,14 @@ export function startSyncEngine(deps: SyncDeps, options: EngineOptions = {}): Sy
     pollMs: options.pollMs,
     heartbeatMs: options.heartbeatMs,
     handlers: {
-      sync: counted("sync", (job, control) => runSyncJob(deps, job, control, tuning)),
-      health_check: counted("health_check", (job, control) => runHealthCheck(deps, job, control)),
+      sync: counted(
+        "sync",
+        (job, control) => runSyncJob(deps, { job, ...control, tuning }),
+      ),
+      health_check: counted(
+        "health_check",
+        (job, control) => runHealthCheck(deps, { job, signal: control.signal }),
+      ),
     },
     onExpired: async () => {
       await failInterruptedRuns(deps.db);

@@ -165,7 +165,7 @@ export function pgliteDestination(pglite: PGlite): Destination {
           });
           records += rows.length;
           if (options.cursorField) {
-            cursor = maxCursor(cursor, rows, cursorOf(plan, options.cursorField));
+            cursor = maxCursor(rows, { current: cursor, ...cursorOf(plan, options.cursorField) });
           }
           await options.onBatch(records);
         }
@@ -187,7 +187,7 @@ export function pgliteDestination(pglite: PGlite): Destination {
               }`,
             );
           }
-          await tx.query(SAVE_STATE_SQL, saveStateParams(state, records, cursor));
+          await tx.query(SAVE_STATE_SQL, saveStateParams(state, { rowCount: records, cursor }));
           return { records, rowCount: records, cursor };
         });
       } catch (error) {
@@ -221,7 +221,7 @@ export function pgliteDestination(pglite: PGlite): Destination {
       let cursor = options.startCursor;
       for await (const rows of options.batches) {
         const reached = options.cursorField
-          ? maxCursor(cursor, rows, cursorOf(plan, options.cursorField))
+          ? maxCursor(rows, { current: cursor, ...cursorOf(plan, options.cursorField) })
           : cursor;
         await pglite.transaction(async (tx) => {
           await applyChanges(tx, target, followBatch(plan, rows));
@@ -238,7 +238,10 @@ export function pgliteDestination(pglite: PGlite): Destination {
               }`,
             });
           }
-          await tx.query(SAVE_STATE_SQL, saveStateParams(state, null, reached));
+          await tx.query(
+            SAVE_STATE_SQL,
+            saveStateParams(state, { rowCount: null, cursor: reached }),
+          );
         });
         cursor = reached;
         records += rows.length;
@@ -248,7 +251,7 @@ export function pgliteDestination(pglite: PGlite): Destination {
         `select count(*)::integer as count from ${target}`,
       );
       const rowCount = result.rows[0].count;
-      await pglite.query(SAVE_STATE_SQL, saveStateParams(state, rowCount, cursor));
+      await pglite.query(SAVE_STATE_SQL, saveStateParams(state, { rowCount, cursor }));
       return { records, rowCount, cursor };
     },
 

@@ -153,7 +153,7 @@ export function postgresDestination(client: postgres.Sql): Destination {
             await copy.write(copyText(rows, plan.columns));
             records += rows.length;
             if (options.cursorField) {
-              cursor = maxCursor(cursor, rows, cursorOf(plan, options.cursorField));
+              cursor = maxCursor(rows, { current: cursor, ...cursorOf(plan, options.cursorField) });
             }
             await options.onBatch(records);
           }
@@ -174,7 +174,7 @@ export function postgresDestination(client: postgres.Sql): Destination {
             }`,
           );
         }
-        await tx.unsafe(SAVE_STATE_SQL, saveStateParams(state, records, cursor));
+        await tx.unsafe(SAVE_STATE_SQL, saveStateParams(state, { rowCount: records, cursor }));
         return { records, rowCount: records, cursor };
       });
     },
@@ -210,9 +210,12 @@ export function postgresDestination(client: postgres.Sql): Destination {
             await session.unsafe(upsertSql(plan, incoming, key));
             await session.unsafe(`truncate ${incoming}`);
             const reached = options.cursorField
-              ? maxCursor(cursor, rows, cursorOf(plan, options.cursorField))
+              ? maxCursor(rows, { current: cursor, ...cursorOf(plan, options.cursorField) })
               : cursor;
-            await session.unsafe(SAVE_STATE_SQL, saveStateParams(state, null, reached));
+            await session.unsafe(
+              SAVE_STATE_SQL,
+              saveStateParams(state, { rowCount: null, cursor: reached }),
+            );
             await session.unsafe("commit");
             cursor = reached;
           } catch (error) {
@@ -227,7 +230,7 @@ export function postgresDestination(client: postgres.Sql): Destination {
           `select count(*) as count from ${target}`,
         );
         const rowCount = Number(count);
-        await session.unsafe(SAVE_STATE_SQL, saveStateParams(state, rowCount, cursor));
+        await session.unsafe(SAVE_STATE_SQL, saveStateParams(state, { rowCount, cursor }));
         return { records, rowCount, cursor };
       } finally {
         await session.unsafe(`drop table if exists ${incoming}`).catch(() => {});

@@ -56,9 +56,9 @@ export async function markRunning(db: Db, logId: string): Promise<boolean> {
 /** Records progress of a running log (for the live status on the detail page). */
 export async function recordProgress(
   db: Db,
-  logId: string,
-  progress: { records: number; streams: Record<string, number> },
+  progress: { logId: string; records: number; streams: Record<string, number> },
 ): Promise<void> {
+  const { logId } = progress;
   await db.update(dataSourceSyncLogs).set({
     recordsSync: Math.min(progress.records, 2_147_483_647),
     streams: progress.streams,
@@ -231,7 +231,11 @@ function requesterOf(log: SyncLog): Requester {
 }
 
 /** A source's runs, newest first. */
-export async function listRuns(db: Db, sourceId: string, limit = 50): Promise<SyncLog[]> {
+export async function listRuns(
+  db: Db,
+  options: { sourceId: string; limit?: number },
+): Promise<SyncLog[]> {
+  const { sourceId, limit = 50 } = options;
   return await db.select().from(dataSourceSyncLogs)
     .where(eq(dataSourceSyncLogs.dataSourceId, sourceId))
     .orderBy(desc(dataSourceSyncLogs.createdAt), desc(dataSourceSyncLogs.id))

@@ -165,10 +165,9 @@ function planStreams(options: {
 /** Runs the job's sync; the job's outcome mirrors the run's. */
 export async function runSyncJob(
   deps: SyncDeps,
-  job: Job,
-  control: { signal: AbortSignal; instanceId: string },
-  tuning: SyncTuning = DEFAULT_TUNING,
+  run: { job: Job; signal: AbortSignal; instanceId: string; tuning?: SyncTuning },
 ): Promise<JobOutcome> {
+  const { job, tuning = DEFAULT_TUNING } = run;
   const payload = job.payload as SyncPayload;
   const db = deps.db;
   const runLog = await logForAttempt(db, job, payload);
@@ -184,7 +183,7 @@ export async function runSyncJob(
     source,
     runLog,
     payload,
-    signal: control.signal,
+    signal: run.signal,
     tuning,
   });
   const interrupted = end.failureReason === "interrupted";
@@ -194,7 +193,7 @@ export async function runSyncJob(
     end,
     requester: payload.requester,
     // An interrupted run leaves its job to the runner: it may go back to the queue.
-    ...(interrupted ? {} : { job: { id: job.id, instanceId: control.instanceId } }),
+    ...(interrupted ? {} : { job: { id: job.id, instanceId: run.instanceId } }),
   });
   log.info("Sync run ended", {
     sourceId: source.id,
@@ -355,7 +354,8 @@ async function syncSource(
           if (stopped) throw stopped;
           if (performance.now() - lastProgress >= tuning.progressMs) {
             lastProgress = performance.now();
-            await recordProgress(deps.db, runLog.id, {
+            await recordProgress(deps.db, {
+              logId: runLog.id,
               records: Object.values(streams).reduce((sum, count) => sum + count, 0),
               streams,
             });
@@ -481,9 +481,9 @@ async function syncStream(options: {
 /** The log of a run (for the API and pages). */
 export async function findRun(
   db: SyncDeps["db"],
-  sourceId: string,
-  logId: string,
+  ids: { sourceId: string; logId: string },
 ): Promise<SyncLog | null> {
+  const { sourceId, logId } = ids;
   const [row] = await db.select().from(dataSourceSyncLogs).where(and(
     eq(dataSourceSyncLogs.id, logId),
     eq(dataSourceSyncLogs.dataSourceId, sourceId),

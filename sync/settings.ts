@@ -99,9 +99,9 @@ export async function readSyncSettings(db: Db, sourceId: string): Promise<SyncSe
 /** Stores changes; a new schedule or time zone computes the next run from now. */
 export async function writeSyncSettings(
   db: Db,
-  sourceId: string,
-  input: SyncSettingsInput,
+  change: { sourceId: string; input: SyncSettingsInput },
 ): Promise<SyncSettingsView> {
+  const { sourceId, input } = change;
   const current = await readSyncSettings(db, sourceId);
   const next = {
     schedule: input.schedule === undefined ? current.schedule : input.schedule || null,

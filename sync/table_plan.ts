@@ -66,7 +66,11 @@ function cutToBytes(text: string, bytes: number): string {
 }
 
 /** A destination column name for a field: the same name when PostgreSQL can hold it. */
-export function columnNameFor(field: string, position: number, taken: Set<string>): string {
+export function columnNameFor(
+  field: string,
+  options: { position: number; taken: Set<string> },
+): string {
+  const { position, taken } = options;
   let name = field.replaceAll("\u0000", "");
   if (name === "") name = `column_${position + 1}`;
   if (encoder.encode(name).length > MAX_IDENTIFIER_BYTES) {
@@ -87,7 +91,7 @@ export function planTable(stream: Stream, destination: { schema: string; table: 
   const open = stream.kind !== "table" && stream.kind !== "view";
   const columns = stream.columns.map((column, position): PlannedColumn => ({
     field: column.name,
-    name: columnNameFor(column.name, position, taken),
+    name: columnNameFor(column.name, { position, taken }),
     type: destinationType(column.type, { declared: !open }),
   }));
   const byField = new Map(columns.map((column) => [column.field, column]));
@@ -126,7 +130,7 @@ export function followBatch(plan: TablePlan, rows: Record<string, unknown>[]): C
         }
         const column: PlannedColumn = {
           field,
-          name: columnNameFor(field, plan.columns.length, taken),
+          name: columnNameFor(field, { position: plan.columns.length, taken }),
           type: typeOfNewValue(value),
         };
         known.add(field);

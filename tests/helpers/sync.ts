@@ -9,7 +9,7 @@ import { type AppDatabase, openDatabase, queryRows } from "../../db/mod.ts";
 import { newId } from "../../db/ids.ts";
 import { dataSources, type DataSourceType } from "../../db/schema.ts";
 import { createUser } from "../../db/users.ts";
-import { startSyncEngine, type SyncEngine } from "../../sync/mod.ts";
+import { type EngineOptions, startSyncEngine, type SyncEngine } from "../../sync/mod.ts";
 import { destinationSchema } from "../../sync/naming.ts";
 import { createDeps } from "../../main.ts";
 import type { AppDeps } from "../../routes/_env.ts";

@@ -54,9 +54,7 @@ for (const kind of ["pglite", "postgres"] as const) {
       table: string,
       options:
         & { stream?: Stream; batches: Record<string, unknown>[][]; failAfter?: number }
-        & Partial<
-          LoadOptions
-        >,
+        & Omit<Partial<LoadOptions>, "batches">,
     ) {
       const plan = planTable(options.stream ?? stream(), { schema, table });
       return {

@@ -236,7 +236,7 @@ describe("queueing from every instance at once", () => {
 
   it("queues a due cron run once, and moves the schedule to its next run", async () => {
     const source = await seedSource(first, { ownerId: owner });
-    await writeSyncSettings(first.db, source, { schedule: "*/5 * * * *" });
+    await writeSyncSettings(first.db, { sourceId: source, input: { schedule: "*/5 * * * *" } });
     await first.db.update(syncSettings).set({ nextRunAt: new Date(Date.now() - 1000) })
       .where(eq(syncSettings.dataSourceId, source));
     const counts = await Promise.all([enqueueDueSyncs(first.db), enqueueDueSyncs(second.db)]);

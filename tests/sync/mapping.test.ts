@@ -100,12 +100,12 @@ describe("names", () => {
 
   it("keeps column names as they are unless PostgreSQL cannot hold them", () => {
     const taken = new Set<string>();
-    expect(columnNameFor("Order Id", 0, taken)).toBe("Order Id");
-    expect(columnNameFor("", 1, taken)).toBe("column_2");
+    expect(columnNameFor("Order Id", { position: 0, taken })).toBe("Order Id");
+    expect(columnNameFor("", { position: 1, taken })).toBe("column_2");
     const long = "x".repeat(70);
-    const name = columnNameFor(long, 2, taken);
+    const name = columnNameFor(long, { position: 2, taken });
     expect(new TextEncoder().encode(name).length).toBeLessThanOrEqual(63);
-    expect(columnNameFor(long, 3, taken)).not.toBe(name);
+    expect(columnNameFor(long, { position: 3, taken })).not.toBe(name);
   });
 });
 
@@ -124,14 +124,14 @@ describe("cursors", () => {
 
   it("finds the largest value by the column's kind", () => {
     const rows = [{ n: "9" }, { n: "10" }, { n: "12345678901234567891" }, { n: null }];
-    expect(maxCursor(undefined, rows, { field: "n", kind: "numeric" })).toBe(
+    expect(maxCursor(rows, { current: undefined, field: "n", kind: "numeric" })).toBe(
       "12345678901234567891",
     );
     // 01:30+02:00 is 23:30 UTC the day before: earlier than 00:30+00:00.
     const times = [{ t: "2025-03-30T00:30:00+00:00" }, { t: "2025-03-30T01:30:00+02:00" }];
-    expect(maxCursor(undefined, times, { field: "t", kind: "timestamptz" }))
+    expect(maxCursor(times, { current: undefined, field: "t", kind: "timestamptz" }))
       .toBe("2025-03-30T00:30:00+00:00");
-    expect(maxCursor("2024-01-02", [{ d: "2024-01-01" }], { field: "d", kind: "date" }))
+    expect(maxCursor([{ d: "2024-01-01" }], { current: "2024-01-02", field: "d", kind: "date" }))
       .toBe("2024-01-02");
   });
 

@@ -76,7 +76,7 @@ async function pgSource(name: string, streams?: string[]): Promise<string> {
   } as any);
   if (streams) {
     const { writeSyncSettings } = await import("../../sync/settings.ts");
-    await writeSyncSettings(deps.db, row.id, { streams });
+    await writeSyncSettings(deps.db, { sourceId: row.id, input: { streams } });
   }
   return row.id;
 }

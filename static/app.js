@@ -75,10 +75,9 @@ async function uploadFile(input) {
       say(answer.error ?? `The upload failed (HTTP ${response.status})`, "error");
       return;
     }
-    if (field) {
-      field.value = answer.path;
-      field.dispatchEvent(new Event("input", { bubbles: true }));
-    }
+    if (field) field.value = answer.path;
+    // The list is a convenience: the upload worked even if it cannot be refreshed now.
+    await refreshFileList(input, answer.path).catch(() => {});
     say(
       answer.renamed
         ? `Uploaded as ${answer.path} (${formatBytes(answer.size)}): the name was taken or ` +
@@ -86,7 +85,6 @@ async function uploadFile(input) {
         : `Uploaded ${answer.path} (${formatBytes(answer.size)})`,
       "done",
     );
-    await refreshFileList(input, answer.path);
   } catch {
     say("The upload failed: the server could not be reached", "error");
   } finally {

@@ -50,7 +50,9 @@ export function ResponseChart(props: { tests: TestPoint[] }) {
   const line = points.filter((point) => point.test.success)
     .map((point) => `${point.cx.toFixed(1)},${point.cy.toFixed(1)}`).join(" ");
   const failures = tests.length - times.length;
-  const summary = times.length
+  const summary = tests.length === 1
+    ? `1 test at ${formatDate(tests[0].testedAt)}: ${times.length ? formatMs(times[0]) : "failed"}.`
+    : times.length
     ? `${tests.length} tests from ${formatDate(tests[0].testedAt)} to ${
       formatDate(tests[tests.length - 1].testedAt)
     }: median ${formatMs(median(times))}, fastest ${formatMs(Math.min(...times))}, slowest ${

@@ -57,7 +57,11 @@ export type Problems = { console: string[]; page: string[] };
 
 /** Launches Chromium; every page opened through `newPage` reports its errors to `problems`. */
 export async function launchBrowser(): Promise<
-  { browser: Browser; newPage(baseUrl: string): Promise<Page>; problems: Problems }
+  {
+    browser: Browser;
+    newPage(baseUrl: string, options?: { javaScriptEnabled?: boolean }): Promise<Page>;
+    problems: Problems;
+  }
 > {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -68,9 +72,11 @@ export async function launchBrowser(): Promise<
   return {
     browser,
     problems,
-    async newPage(baseUrl: string) {
+    async newPage(baseUrl: string, options: { javaScriptEnabled?: boolean } = {}) {
       const context = await browser.newContext({
         baseURL: baseUrl,
+        // Off: the pages as a browser without JavaScript (or before it loads) gets them.
+        javaScriptEnabled: options.javaScriptEnabled ?? true,
         viewport: { width: 1280, height: 860 },
         deviceScaleFactor: 1,
         colorScheme: "light",

@@ -1,9 +1,11 @@
 /**
  * A walk through the real app in Chromium, as an administrator would take it on the first
  * day: set up, sign in, add the demo PostgreSQL database with the wizard and test it, browse
- * its schema and rows, meet a wrong password and an invalid form, search, create and revoke
- * a token, lose the session and come back, log out. The steps share one page and run in
- * order; screenshots of each page go to SCREENSHOT_DIR (or a temporary folder).
+ * its schema and rows, meet a wrong password and an invalid form, search, add one source of
+ * each other type (MongoDB, REST, GraphQL, S3, Google Sheets, an uploaded CSV file) against
+ * real servers on loopback, upload a file without JavaScript, create and revoke a token,
+ * lose the session and come back, log out. The steps share one page and run in order;
+ * screenshots of each page go to SCREENSHOT_DIR (or a temporary folder).
  */
 import { eq } from "drizzle-orm";
 import type { Page } from "playwright-core";
@@ -16,6 +18,7 @@ import {
   screenshotDir,
   startRealApp,
 } from "./_browser.ts";
+import { customersCsv, type RemoteSources, startRemoteSources } from "./_remote_sources.ts";
 
 /** The fixture role of .ci/fixtures.sh: a password PostgreSQL really checks (scram-sha-256). */
 const SCRAM_ROLE = "dafel_t_scram";
@@ -26,20 +29,40 @@ let browser: Awaited<ReturnType<typeof launchBrowser>>;
 let page: Page;
 let shots: string;
 let demoSourceId: string;
+let remote: RemoteSources;
+/** Files the walk uploads from, as a user's downloads folder. */
+let downloads: string;
 
 beforeAll(async () => {
-  [app, browser] = await Promise.all([startRealApp(), launchBrowser()]);
+  [app, browser, remote] = await Promise.all([
+    startRealApp({
+      // The API connectors may reach the test servers on loopback (the guard's own switch).
+      ALLOW_PRIVATE_NETWORKS: "true",
+      // The walk tests about twenty connections in a few minutes; the limit has its own tests.
+      CONNECTION_TESTS_PER_MINUTE: "100",
+    }),
+    launchBrowser(),
+    startRemoteSources(),
+  ]);
   page = await browser.newPage(app.baseUrl);
   shots = await screenshotDir();
+  downloads = await Deno.makeTempDir({ prefix: "dafel-walk-downloads-" });
 });
 
 afterAll(async () => {
   await browser?.browser.close();
   await app?.stop();
+  await remote?.close();
+  if (downloads) await Deno.remove(downloads, { recursive: true });
 });
 
 async function shoot(name: string, options: { fullPage?: boolean } = {}) {
-  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: options.fullPage ?? true });
+  // Transitions run to their end first: no half-faded "Testing…" in a picture.
+  await page.screenshot({
+    path: `${shots}/${name}.png`,
+    fullPage: options.fullPage ?? true,
+    animations: "disabled",
+  });
 }
 
 async function heading(text: string | RegExp) {
@@ -48,6 +71,38 @@ async function heading(text: string | RegExp) {
 
 function field(name: string) {
   return page.locator(`[name="${name}"]`);
+}
+
+/** Step 2 of the wizard for a type, reached from its card. */
+async function openWizard(type: string, title: string) {
+  await page.goto("/data-sources/new");
+  await heading("New data source");
+  await page.locator(`.type-card[data-type="${type}"]`).click();
+  await heading(title);
+}
+
+/** "Test connection" in the wizard: a success, each of its stages passed. */
+async function testInWizard() {
+  await page.locator(".form-actions").getByRole("button", { name: "Test connection" }).click();
+  const result = page.locator('#test-result [data-outcome="success"]');
+  await result.waitFor();
+  await expect(result.locator("[data-stage]").count()).resolves.toBeGreaterThan(1);
+  await expect(result.locator("[data-stage].failed").count()).resolves.toBe(0);
+}
+
+/**
+ * Saves the wizard, then tests the saved source with its page's button: connected, and the
+ * stream it read shows in the schema. The secret typed in the wizard is nowhere on the page.
+ */
+async function saveAndTestOnItsPage(options: { name: string; stream: string; secret?: string }) {
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await heading(options.name);
+  await page.locator(".test-form").getByRole("button", { name: "Test connection" }).click();
+  await page.locator('#test-result [data-outcome="success"]').waitFor();
+  await page.locator("#status-facts").getByText("Connected").waitFor();
+  await page.locator("#schema-tables .table-name", { hasText: options.stream }).first().waitFor();
+  if (options.secret) expect(await page.content()).not.toContain(options.secret);
+  return new URL(page.url()).pathname.split("/").pop()!;
 }
 
 function noProblems(problems: Problems) {
@@ -244,6 +299,177 @@ describe("an administrator's first walk through the app", () => {
     await page.locator("select[name=status]").selectOption("");
     await page.getByPlaceholder("Search by name or description").fill("");
     await page.locator("#source-count", { hasText: "of 2" }).waitFor();
+  });
+
+  it("adds a MongoDB source through the wizard and tests it on its page", async () => {
+    await openWizard("MONGODB", "New MongoDB source");
+    await field("name").fill("CRM (MongoDB)");
+    await field("host").fill(remote.mongo.host);
+    await field("port").fill(String(remote.mongo.port));
+    await field("database").fill(remote.mongo.database);
+    await field("username").fill(remote.mongo.username);
+    await field("password").fill(remote.mongo.password);
+    await page.getByText("More settings").click();
+    await field("configuration.authSource").fill("admin");
+    await testInWizard();
+    await saveAndTestOnItsPage({
+      name: "CRM (MongoDB)",
+      stream: "customers",
+      secret: remote.mongo.password,
+    });
+    // Discovery read nested documents: their field paths are columns.
+    await page.locator("#schema-tables").getByText("address.country").first().waitFor();
+    await expect(page.locator("#response-chart figcaption").textContent()).resolves.toMatch(
+      /^1 test at .*: \d+ ms\.$/,
+    );
+    // Tall enough for the overview and the nested columns, without the sections below.
+    await page.setViewportSize({ width: 1280, height: 1300 });
+    await shoot("16-mongodb-detail", { fullPage: false });
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  it("adds a REST API source with bearer auth, a header row and pagination, and tests it", async () => {
+    await openWizard("REST_API", "New REST API source");
+    await field("name").fill("Customers API");
+    await field("configuration.endpoint").fill(remote.rest.endpoint);
+    await field("configuration.auth.type").selectOption("bearer");
+    await field("apiKey").fill(remote.rest.token);
+    await field("configuration.headers.0.name").fill("X-Tenant");
+    await field("configuration.headers.0.value").fill(remote.rest.tenant);
+    await field("configuration.recordsPath").fill("data.items");
+    await field("configuration.pagination.type").selectOption("page");
+    await field("configuration.pagination.pageSize").fill("2");
+    await testInWizard();
+    await saveAndTestOnItsPage({
+      name: "Customers API",
+      stream: "customers",
+      secret: remote.rest.token,
+    });
+    const [row] = await app.running.deps.db.select().from(dataSources)
+      .where(eq(dataSources.name, "Customers API"));
+    expect(row.configuration).toMatchObject({
+      recordsPath: "data.items",
+      auth: { type: "bearer" },
+      headers: [{ name: "X-Tenant", value: "acme", secret: false }],
+      pagination: { type: "page", pageSize: 2 },
+    });
+  });
+
+  it("adds a GraphQL source with a query typed in its text area, and tests it", async () => {
+    await openWizard("GRAPHQL", "New GraphQL API source");
+    await field("name").fill("Customers GraphQL");
+    await field("configuration.endpoint").fill(remote.graphql.endpoint);
+    await field("configuration.auth.type").selectOption("bearer");
+    await field("apiKey").fill(remote.graphql.token);
+    // The query is optional (introspection finds the streams), so it waits under the fold.
+    await page.getByText("More settings").click();
+    const query = page.locator('textarea[name="configuration.query"]');
+    await query.fill("{\n  customers {\n    id\n    name\n    email\n  }\n}");
+    await testInWizard();
+    await saveAndTestOnItsPage({
+      name: "Customers GraphQL",
+      stream: "customers",
+      secret: remote.graphql.token,
+    });
+  });
+
+  it("adds an S3 source against s3rver and tests it", async () => {
+    await openWizard("S3", "New Amazon S3 source");
+    await field("name").fill("Exports bucket");
+    await field("configuration.bucketName").fill(remote.s3.bucket);
+    await field("configuration.region").fill("us-east-1");
+    await field("configuration.accessKey").fill(remote.s3.accessKey);
+    await field("configuration.secretKey").fill(remote.s3.secretKey);
+    await field("configuration.endpoint").fill(remote.s3.endpoint);
+    await field("configuration.forcePathStyle").check();
+    await testInWizard();
+    await saveAndTestOnItsPage({
+      name: "Exports bucket",
+      // s3rver's secret is its access key too, which the page shows as it should.
+      stream: "customers",
+    });
+  });
+
+  it("adds a Google Sheets source with pasted service-account JSON and tests it", async () => {
+    await openWizard("GOOGLE_SHEETS", "New Google Sheets source");
+    await field("name").fill("Team sheet");
+    await field("configuration.spreadsheetId").fill(remote.sheets.spreadsheetId);
+    const credentials = page.locator('textarea[name="configuration.credentials"]');
+    await credentials.fill(remote.sheets.credentials);
+    await page.getByText("More settings").click();
+    await field("configuration.apiEndpoint").fill(remote.sheets.apiEndpoint);
+    await testInWizard();
+    const privateKey = JSON.parse(remote.sheets.credentials).private_key as string;
+    await saveAndTestOnItsPage({
+      name: "Team sheet",
+      stream: "Customers",
+      secret: privateKey.split("\n")[1],
+    });
+  });
+
+  it("adds a CSV source from a file uploaded in the wizard, after choosing from the list", async () => {
+    const filesDir = app.running.deps.config.filesDir;
+    await Deno.mkdir(`${filesDir}/archive`, { recursive: true });
+    await Deno.writeTextFile(`${filesDir}/archive/2025.csv`, "id,total\n1,10\n");
+    await Deno.writeTextFile(`${downloads}/customers.csv`, customersCsv());
+
+    await openWizard("CSV_FILE", "New CSV file source");
+    await field("name").fill("Customers file");
+    // The buttons that post the file without JavaScript give way to the script.
+    await expect(page.getByRole("button", { name: "Upload", exact: true }).isVisible()).resolves
+      .toBe(false);
+    const path = field("configuration.filePath");
+    await field("pick.configuration.filePath").selectOption("archive/2025.csv");
+    await expect(path.inputValue()).resolves.toBe("archive/2025.csv");
+
+    await field("upload.configuration.filePath").setInputFiles(`${downloads}/customers.csv`);
+    await page.locator(".upload-status", { hasText: "Uploaded customers.csv" }).waitFor();
+    await expect(path.inputValue()).resolves.toBe("customers.csv");
+    await expect(field("pick.configuration.filePath").inputValue()).resolves.toBe(
+      "customers.csv",
+    );
+    expect(await Deno.readTextFile(`${filesDir}/customers.csv`)).toBe(customersCsv());
+    await testInWizard();
+    await shoot("17-wizard-csv-uploaded");
+    await saveAndTestOnItsPage({ name: "Customers file", stream: "customers" });
+    await page.locator("#preview select[name=table]").selectOption("customers");
+    await page.locator("#preview").getByRole("button", { name: "Show rows" }).click();
+    await page.locator("#preview-grid table.preview tbody tr").nth(4).waitFor();
+    await expect(page.locator("#preview-grid tbody").textContent()).resolves.toContain(
+      "Grace Hopper",
+    );
+  });
+
+  it("uploads a CSV file and saves its source in a browser without JavaScript", async () => {
+    const plain = await browser.newPage(app.baseUrl, { javaScriptEnabled: false });
+    try {
+      await plain.goto("/data-sources/new?type=CSV_FILE");
+      await plain.getByRole("heading", { level: 1, name: "Sign in" }).waitFor();
+      await plain.locator('[name="email"]').fill(ADMIN.email);
+      await plain.locator('[name="password"]').fill(ADMIN.password);
+      await plain.getByRole("button", { name: "Sign in" }).click();
+      await plain.getByRole("heading", { level: 1, name: "New CSV file source" }).waitFor();
+      await plain.locator('[name="name"]').fill("Customers (no script)");
+      await plain.locator('[name="upload.configuration.filePath"]').setInputFiles(
+        `${downloads}/customers.csv`,
+      );
+      await plain.getByRole("button", { name: "Upload", exact: true }).click();
+      await plain.getByText("Uploaded as customers-2.csv").waitFor();
+      await expect(plain.locator('[name="configuration.filePath"]').inputValue()).resolves.toBe(
+        "customers-2.csv",
+      );
+      await expect(plain.locator('[name="name"]').inputValue()).resolves.toBe(
+        "Customers (no script)",
+      );
+      // Enter in a field saves the form (not the Upload button, which comes first).
+      await plain.locator('[name="name"]').press("Enter");
+      await plain.getByRole("heading", { level: 1, name: "Customers (no script)" }).waitFor();
+      const [row] = await app.running.deps.db.select().from(dataSources)
+        .where(eq(dataSources.name, "Customers (no script)"));
+      expect(row.configuration).toMatchObject({ filePath: "customers-2.csv" });
+    } finally {
+      await plain.context().close();
+    }
   });
 
   it("creates a token, shows it once, and revokes it", async () => {

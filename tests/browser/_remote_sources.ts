@@ -30,6 +30,7 @@ export function customersCsv(): string {
   return ["id,name,email,city", ...lines, ""].join("\n");
 }
 
+/** Where each remote listens and what a user types to reach it. */
 export type RemoteSources = {
   mongo: { host: string; port: number; database: string; username: string; password: string };
   rest: { endpoint: string; token: string; tenant: string };

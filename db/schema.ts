@@ -247,7 +247,7 @@ export const jobs = pgTable("jobs", {
   runAt: timestamp("run_at", { withTimezone: true }).notNull().defaultNow(),
   attempts: integer("attempts").notNull().default(0),
   maxAttempts: integer("max_attempts").notNull().default(1),
-  /** The instance holding the job while it runs. */
+  /** The instance holding the job while it runs (kept afterwards: the one that ran it). */
   lockedBy: text("locked_by"),
   lockedUntil: timestamp("locked_until", { withTimezone: true }),
   /** Set by a cancel request on any instance; the running instance polls it. */

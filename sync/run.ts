@@ -179,13 +179,32 @@ export async function runSyncJob(
   if (!source) return { status: "failed", error: "The source was deleted" };
   if (!(await markRunning(db, runLog.id))) return { status: "cancelled" };
 
-  const end = await syncSource(deps, {
-    source,
-    runLog,
-    payload,
-    signal: run.signal,
-    tuning,
-  });
+  let end: RunEnd;
+  try {
+    end = await syncSource(deps, { source, runLog, payload, signal: run.signal, tuning });
+  } catch (error) {
+    // Not a remote failure (those are results): a secret that no longer decrypts, the app
+    // database gone mid-run, a bug. Still a recorded run, not a log left RUNNING.
+    const stop = stopReason(run.signal);
+    end = {
+      status: stop?.reason === "cancelled" ? "CANCELLED" : "FAILED",
+      records: 0,
+      streams: {},
+      streamResults: [],
+      errorMessage: stop
+        ? (stop.reason === "cancelled" ? "Cancelled" : INTERRUPTED)
+        : message(error),
+      failureReason: stop ? "interrupted" : "internal",
+    };
+    if (!stop) {
+      log.error("A sync run failed unexpectedly", {
+        sourceId: source.id,
+        syncLogId: runLog.id,
+        error: message(error),
+        stack: error instanceof Error ? error.stack : undefined,
+      });
+    }
+  }
   const interrupted = end.failureReason === "interrupted";
   await endRun(db, {
     log: runLog,

@@ -9,7 +9,7 @@
 import { eq } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auditLogs } from "../../db/schema.ts";
+import { auditLogs, dataSources } from "../../db/schema.ts";
 import { registry } from "../../telemetry.ts";
 import { startSyncEngine, type SyncEngine } from "../../sync/mod.ts";
 import { destinationSchema } from "../../sync/naming.ts";
@@ -369,6 +369,32 @@ describe("runs", () => {
       // Discovered again, so the settings below may name it.
       await t.call("GET", `/api/data-sources/${pgSourceId}/schema`, { cookie: alice });
     }
+  });
+
+  it("records a run whose stored secret no longer decrypts as failed, naming why", async () => {
+    const created = await t.call("POST", "/api/data-sources", {
+      cookie: alice,
+      json: {
+        name: "Tampered",
+        type: "POSTGRESQL",
+        host: "127.0.0.1",
+        database: new URL(source.url).pathname.slice(1),
+        username: "postgres",
+        password: "secret-1",
+      },
+    });
+    const id = created.body.id;
+    // The envelope of another source's password: bound to that row, it must not decrypt.
+    const [other] = await t.deps.db.select().from(dataSources).where(
+      eq(dataSources.id, pgSourceId),
+    );
+    await t.deps.db.update(dataSources).set({ password: other.password })
+      .where(eq(dataSources.id, id));
+    const reply = await t.call("POST", `/api/data-sources/${id}/sync`, { cookie: alice });
+    const log = await finished(id, reply.body.syncLogId);
+    expect(log.status).toBe("FAILED");
+    expect(log.errorMessage).toMatch(/decrypt/i);
+    expect(log.errorMessage).not.toContain("unused-with-trust-auth");
   });
 
   it("cancels a run while it streams, leaving no table behind", async () => {

@@ -1,4 +1,12 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { defineConfig } from "vitest/config";
+
+// One directory per run where tests record the secrets they used and what the app wrote;
+// the summary reporter scans it at the end (tests/helpers/secret_scan.ts). Workers inherit
+// the variable because they start after this file is loaded.
+process.env.DAFEL_SECRET_SCAN_DIR ??= mkdtempSync(join(tmpdir(), "dafel-secret-scan-"));
 
 // API tests run twice: against embedded PGlite and against the real PostgreSQL.
 const apiTests = ["tests/api/**/*.test.{ts,tsx}"];

@@ -128,7 +128,7 @@ describe("create", () => {
   it("accepts one valid source of every type", async () => {
     const credentials = JSON.stringify({
       client_email: "svc@example.iam",
-      private_key: "-----BEGIN",
+      private_key: "-----BEGIN PRIVATE KEY-----\nnot-a-real-key-0001\n-----END PRIVATE KEY-----\n",
     });
     const bodies = [
       pg({ name: "pg" }),

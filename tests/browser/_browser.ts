@@ -6,6 +6,13 @@
 import { type Browser, chromium, type Page } from "playwright-core";
 import { parseConfig } from "../../config.ts";
 import { type Running, start } from "../../main.ts";
+import { configureLogging } from "../../telemetry.ts";
+import {
+  recordDatabase,
+  recordOutput,
+  recordSecrets,
+  secretsInForm,
+} from "../helpers/secret_scan.ts";
 
 export const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
@@ -40,6 +47,8 @@ export async function startRealApp(env: Record<string, string> = {}): Promise<Ru
     LOG_LEVEL: "error",
     ...env,
   });
+  // Every log line of the app goes to the whole-suite secret scan.
+  await configureLogging({ level: "info", write: (line) => recordOutput("log", line) });
   const running = await start(config);
   const address = running.server.addr as Deno.NetAddr;
   return {
@@ -47,6 +56,7 @@ export async function startRealApp(env: Record<string, string> = {}): Promise<Ru
     baseUrl: `http://127.0.0.1:${address.port}`,
     dataDir,
     async stop() {
+      await recordDatabase(running.deps.db);
       await running.close();
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     },
@@ -94,6 +104,25 @@ export async function launchBrowser(): Promise<
         return route.abort();
       });
       page.on("dialog", (dialog) => dialog.accept());
+      // The whole-suite secret scan: what was typed into secret fields, and what came back.
+      page.on("request", (request) => {
+        const body = request.postData();
+        if (!body || !request.url().startsWith(baseUrl)) return;
+        const type = request.headers()["content-type"] ?? "";
+        if (type.includes("application/x-www-form-urlencoded")) {
+          recordSecrets(secretsInForm(new URLSearchParams(body)));
+        } else if (type.includes("multipart/form-data")) {
+          const fields = [...body.matchAll(/name="([^"]+)"\r\n\r\n([^\r]*)\r\n/g)]
+            .map((match) => [match[1], match[2]] as [string, string]);
+          recordSecrets(secretsInForm(fields));
+        }
+      });
+      page.on("response", async (response) => {
+        const type = response.headers()["content-type"] ?? "";
+        if (!response.url().startsWith(baseUrl) || !/html|json/.test(type)) return;
+        const text = await response.text().catch(() => "");
+        recordOutput(type.includes("html") ? "page" : "response", text);
+      });
       return page;
     },
   };

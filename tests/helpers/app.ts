@@ -14,6 +14,7 @@ import { createDeps } from "../../main.ts";
 import type { AppDeps } from "../../routes/_env.ts";
 import { createApp } from "../../routes/mod.ts";
 import { configureLogging } from "../../telemetry.ts";
+import { recordDatabase, recordOutput, recordSecrets, secretsInRequest } from "./secret_scan.ts";
 import { verifyKeyring } from "../../vault/keys.ts";
 import { createVault, generateKeyHex, parseKeyring } from "../../vault/mod.ts";
 
@@ -28,6 +29,8 @@ export function backend(): Backend {
 
 /** Every log line written while tests run in this file. */
 export const logLines: string[] = [];
+/** Log lines already handed to the secret scan. */
+let recordedLogLines = 0;
 await configureLogging({ level: "debug", write: (line) => logLines.push(line) });
 
 /** A throwaway PostgreSQL database; dropped by the returned function. */
@@ -123,8 +126,15 @@ export async function startTestApp(
       // What a browser sends with a same-origin request.
       if (!headers.has("origin")) headers.set("origin", "http://localhost");
     }
+    if (call.json !== undefined) recordSecrets(secretsInRequest(call.json));
     const response = await app.request(`http://localhost${path}`, { method, headers, body });
     const text = await response.text();
+    recordOutput(
+      response.headers.get("content-type")?.includes("html") ? "page" : "response",
+      `${response.status} ${
+        [...response.headers].map(([k, v]) => `${k}: ${v}`).join("\n")
+      }\n${text}`,
+    );
     let parsed: unknown = undefined;
     if (response.headers.get("content-type")?.includes("json") && text) parsed = JSON.parse(text);
     return { status: response.status, headers: response.headers, text, body: parsed };
@@ -152,6 +162,9 @@ export async function startTestApp(
       return reply.body;
     },
     async close() {
+      await recordDatabase(database.db);
+      recordOutput("log", logLines.slice(recordedLogLines).join("\n"));
+      recordedLogLines = logLines.length;
       // Pools the tests opened to data sources, so no socket outlives the file.
       await closeAllPools();
       await demo?.close();

@@ -76,7 +76,7 @@ describe("users", () => {
   it("an admin creates, lists, re-roles and removes users", async () => {
     const created = await t.call("POST", "/api/users", {
       cookie: admin,
-      json: { email: "New.Person@Example.com", password: "new-password", role: "USER" },
+      json: { email: "New.Person@Example.com", password: "fresh-user-password", role: "USER" },
     });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ email: "new.person@example.com", role: "USER" });

@@ -18,7 +18,7 @@ import { authenticate, requireUser, SESSION_COOKIE } from "./_auth.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
 import { ApiError, errorJson } from "./_errors.ts";
 import { observeRequests } from "./_observe.ts";
-import { requirePage } from "./_pages.ts";
+import { pageBodyLimit, requirePage } from "./_pages.ts";
 import { auditLogsApi } from "./audit_logs.ts";
 import { authApi } from "./auth.ts";
 import { authPages } from "./auth_pages.tsx";
@@ -102,6 +102,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get("/api/openapi.json", requireUser, (c) => c.json(openApiDocument()));
   if (deps.config.metricsPort === undefined) app.get("/metrics", () => metricsResponse());
 
+  for (const path of ["/login", "/setup", "/logout"]) app.use(path, pageBodyLimit);
   app.route("/", authPages(deps));
   app.use("*", requirePage);
   app.get("/", (c) => c.redirect("/data-sources"));

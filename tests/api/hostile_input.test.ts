@@ -253,3 +253,71 @@ describe("hostile input", () => {
     expect(({} as any).role).toBeUndefined();
   });
 });
+
+describe("hostile forms", () => {
+  const formRoutes = [
+    "/data-sources",
+    "/data-sources/new/form",
+    "/data-sources/new/test",
+    "/data-sources/:id/edit",
+    "/data-sources/:id/edit/form",
+    "/data-sources/:id/sync/schedule",
+    "/tokens",
+    "/users",
+    "/login",
+  ];
+  const fieldNames = fc.oneof(
+    fc.constantFrom(
+      "name",
+      "type",
+      "description",
+      "host",
+      "port",
+      "password",
+      "configuration.filePath",
+      "configuration.endpoint",
+      "configuration.headers.0.name",
+      "configuration.headers.0.value",
+      "configuration.auth.type",
+      "configuration.poolConfig.max",
+      "email",
+      "role",
+      "schedule",
+      "next",
+    ),
+    fc.string({ maxLength: 30 }),
+  );
+
+  it("random form posts to every page form never give a 5xx or a stack trace", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...formRoutes),
+        fc.array(fc.tuple(fieldNames, fc.oneof(fc.constantFrom(...INJECTIONS), fc.string())), {
+          maxLength: 8,
+        }),
+        async (route, fields) => {
+          const body = new URLSearchParams(fields).toString();
+          const reply = await t.call("POST", route.replace(":id", sourceId), {
+            cookie,
+            body,
+            headers: { "content-type": "application/x-www-form-urlencoded" },
+          });
+          expect(reply.status, `${route} ${body.slice(0, 120)}`).toBeLessThan(500);
+          expect(reply.text).not.toMatch(/at \S+ \(|\.tsx?:\d+:\d+|node_modules/);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("refuses a page form over 1 MiB with 413, before reading it", async () => {
+    for (const route of ["/data-sources", "/login", "/tokens"]) {
+      const reply = await t.call("POST", route, {
+        cookie,
+        body: `name=${"x".repeat(1024 * 1024 + 100)}`,
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+      });
+      expect(reply.status, route).toBe(413);
+    }
+  });
+});

@@ -7,6 +7,9 @@ import { loginSchema } from "./auth.ts";
 import { createSourceSchema, listQuerySchema, updateSourceSchema } from "./data_sources.ts";
 import { createTokenSchema } from "./tokens.ts";
 import { updateUserSchema } from "./users.ts";
+import { previewQuerySchema } from "./source_connections.ts";
+import { syncLogsQuerySchema, syncRequestSchema } from "./sync.ts";
+import { syncSettingsInput } from "../sync/settings.ts";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -50,7 +53,7 @@ export function openApiDocument(): JsonSchema {
   if (cached) return cached;
   const settings = Object.fromEntries(
     Object.entries(connectors).map(([type, spec]) => [
-      `${type}Settings`,
+      `${type}SourceSettings`,
       {
         description: `${spec.label}: top-level fields or \`configuration\`; secret fields ` +
           `(${Object.keys(spec.secretsSchema.shape).join(", ") || "none"}) are stored encrypted`,
@@ -101,6 +104,8 @@ export function openApiDocument(): JsonSchema {
         UpdateUser: schemaOf(updateUserSchema),
         CreateDataSource: schemaOf(createSourceSchema),
         UpdateDataSource: schemaOf(updateSourceSchema),
+        SyncRequest: schemaOf(syncRequestSchema),
+        SyncSettings: schemaOf(syncSettingsInput),
         ...settings,
       },
     },
@@ -161,7 +166,7 @@ export function openApiDocument(): JsonSchema {
           responses: { 200: ok("Sanitized data sources") },
         },
         post: {
-          summary: "Register a data source (settings per type: see the *Settings schemas)",
+          summary: "Register a data source (settings per type: see the *SourceSettings schemas)",
           requestBody: body("CreateDataSource"),
           responses: { 201: ok("{id, name, type, status, createdAt}"), 400: errorResponse },
         },
@@ -184,12 +189,110 @@ export function openApiDocument(): JsonSchema {
           responses: { 204: { description: "Deleted" }, 404: errorResponse },
         },
       },
+      "/api/data-sources/{id}/test": {
+        post: {
+          summary: "Test the connection: {success, message, responseTime, serverInfo, schema, " +
+            "stages, error?}; a failed connection is still 200 with success false",
+          parameters: [idParameter],
+          responses: { 200: ok("The staged result"), 404: errorResponse, 429: errorResponse },
+        },
+      },
+      "/api/data-sources/{id}/schema": {
+        get: {
+          summary: "Discover the schema (tables, columns, keys, row counts); keeps a snapshot",
+          parameters: [idParameter],
+          responses: { 200: ok("{success, schema: {tables, totalTables, totalRows}}") },
+        },
+      },
+      "/api/data-sources/{id}/schema/changes": {
+        get: {
+          summary: "What changed between the two newest discoveries",
+          parameters: [idParameter],
+          responses: { 200: ok("{success, from, to, changes}") },
+        },
+      },
+      "/api/data-sources/{id}/preview": {
+        get: {
+          summary: "Rows of a table that discovery returned",
+          parameters: [idParameter, ...queryParameters(previewQuerySchema)],
+          responses: { 200: ok("{success, columns, rows}"), 404: errorResponse },
+        },
+      },
+      "/api/data-sources/{id}/sync": {
+        post: {
+          summary: "Start a sync into schema ds_<id> of the app database",
+          parameters: [idParameter],
+          requestBody: body("SyncRequest"),
+          responses: { 202: ok("{syncLogId}"), 400: errorResponse, 409: errorResponse },
+        },
+      },
+      "/api/data-sources/{id}/sync-logs": {
+        get: {
+          summary: "Sync runs, newest first",
+          parameters: [idParameter, ...queryParameters(syncLogsQuerySchema)],
+          responses: { 200: ok("Sync logs") },
+        },
+      },
+      "/api/data-sources/{id}/sync-logs/{logId}": {
+        get: {
+          summary: "One sync run",
+          parameters: [idParameter, { ...idParameter, name: "logId" }],
+          responses: { 200: ok("The sync log"), 404: errorResponse },
+        },
+      },
+      "/api/data-sources/{id}/sync-logs/{logId}/cancel": {
+        post: {
+          summary: "Cancel a queued or running sync",
+          parameters: [idParameter, { ...idParameter, name: "logId" }],
+          responses: { 202: ok("Cancelling"), 404: errorResponse, 409: errorResponse },
+        },
+      },
+      "/api/data-sources/{id}/sync-settings": {
+        get: {
+          summary: "Schedule (cron), time zone, streams and mode",
+          parameters: [idParameter],
+          responses: { 200: ok("Sync settings with the next run") },
+        },
+        put: {
+          summary: "Change the schedule, streams or mode",
+          parameters: [idParameter],
+          requestBody: body("SyncSettings"),
+          responses: { 200: ok("Sync settings"), 400: errorResponse },
+        },
+      },
+      "/api/test-demo": {
+        post: {
+          summary: "Test the demo database: {success, message, connectionTime, serverInfo}",
+          responses: { 200: ok("The result"), 409: errorResponse, 429: errorResponse },
+        },
+      },
+      "/api/files": {
+        get: { summary: "Files in FILES_DIR (for CSV sources)", responses: { 200: ok("Files") } },
+        post: {
+          summary: "Upload a CSV file (multipart field `file`): {path, ...}",
+          requestBody: {
+            required: true,
+            content: {
+              "multipart/form-data": {
+                schema: {
+                  type: "object",
+                  properties: { file: { type: "string", format: "binary" } },
+                },
+              },
+            },
+          },
+          responses: { 201: ok("The stored file"), 400: errorResponse, 413: errorResponse },
+        },
+      },
       "/api/audit-logs": {
         get: {
           summary: "Audit trail (ADMIN)",
           parameters: queryParameters(auditQuerySchema),
           responses: { 200: ok("Audit rows, newest first") },
         },
+      },
+      "/api/openapi.json": {
+        get: { summary: "This document", responses: { 200: ok("OpenAPI 3.1") } },
       },
       "/api/health": {
         get: {

@@ -79,6 +79,8 @@ export class Attempt {
   /** The checked address the connection went to. */
   address?: string;
   tls = false;
+  /** The TCP socket, once connected. */
+  socket?: net.Socket;
   #mark = performance.now();
 
   /** Ends the running stage as passed. */
@@ -100,6 +102,11 @@ export class Attempt {
 
   has(name: StageName): boolean {
     return this.stages.some((stage) => stage.name === name);
+  }
+
+  /** Whether the server has sent anything on this connection yet. */
+  answered(): boolean {
+    return (this.socket?.bytesRead ?? 0) > 0;
   }
 }
 
@@ -235,6 +242,7 @@ export function networkFailure(
     };
   }
   if (TIMED_OUT.has(code)) return timeoutError(where);
+  if (CUT.has(code) && where.stage === "connect") return closedBeforeAnswer(code, where);
   if (CUT.has(code)) {
     return {
       code: "INVALID_RESPONSE",
@@ -255,6 +263,24 @@ export function networkFailure(
     };
   }
   return null;
+}
+
+/**
+ * A connection closed or reset before the server sent a byte: a listener shutting down (its
+ * queued connections are reset) or one that turns connections away. Nothing at that
+ * address took the connection, which is what a refusal is.
+ */
+export function closedBeforeAnswer(
+  code: string,
+  where: Endpoint & { protocol: string },
+): ConnectorError {
+  return {
+    code: "CONNECTION_REFUSED",
+    message: `${where.host}:${where.port} closed the connection before answering (${code})`,
+    hint: `Check that the server is running and accepts ${where.protocol} connections at ` +
+      "this host and port",
+    field: "port",
+  };
 }
 
 export function timeoutError(where: Endpoint & { stage: StageName }): ConnectorError {
@@ -328,6 +354,7 @@ export async function openTcp(
     attempt.pass("resolve");
     await connectSocket(socket, checked.value, options);
     attempt.address = socket.remoteAddress;
+    attempt.socket = socket;
     attempt.pass("connect");
     return socket;
   } catch (error) {

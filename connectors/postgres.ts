@@ -23,6 +23,7 @@ import {
 import { closePool, pooled } from "./_pools.ts";
 import {
   Attempt,
+  closedBeforeAnswer,
   ConnectionMeter,
   connectTimeoutOf,
   describe,
@@ -311,7 +312,22 @@ async function bounded<T>(query: postgresJs.PendingQuery<postgresJs.Row[]>, ms: 
 
 // --- Failures --------------------------------------------------------------------------
 
-type PgContext = { config: Config; secrets: Secrets; stage: StageName };
+type PgContext = {
+  config: Config;
+  secrets: Secrets;
+  stage: StageName;
+  /** False when the failed connection is new and the server has sent nothing on it. */
+  answered?: boolean;
+};
+
+/** How a connection ends when the other side closes or resets it. */
+const CLOSED_CODES = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ECONNABORTED",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+]);
 
 /** SQLSTATE → classified failure. Class 28 and 3D are login failures; 42501 permissions. */
 function sqlStateFailure(code: string, serverMessage: string, c: PgContext): ConnectorError | null {
@@ -374,6 +390,17 @@ function sqlStateFailure(code: string, serverMessage: string, c: PgContext): Con
       field: "port",
     };
   }
+  if (code === "57P01" || code === "57P02" || code === "57P03") {
+    // admin_shutdown, crash_shutdown, cannot_connect_now: the server is stopping, restarting
+    // or recovering, and refuses this session; the cause is known, not UNKNOWN.
+    return {
+      code: "CONNECTION_REFUSED",
+      message: `${c.config.host}:${c.config.port} is not accepting connections now (${code}): ` +
+        serverMessage,
+      hint: "The server is shutting down, restarting or recovering (or an administrator " +
+        "ended the session): try again shortly",
+    };
+  }
   if (code.startsWith("57P")) {
     return {
       code: "UNKNOWN",
@@ -417,16 +444,20 @@ function classify(error: unknown, c: PgContext): ConnectorError {
   const code = (error as { code?: unknown }).code;
   const message = describe(error);
   const failure =
-    (error instanceof postgresJs.PostgresError
-      ? sqlStateFailure(error.code, message, c)
-      : typeof code === "string"
-      ? driverFailure(code, c) ??
-        networkFailure(error, { ...c.config, stage: c.stage, protocol: "PostgreSQL" })
-      : null) ?? {
-      code: "UNKNOWN" as const,
-      message: `PostgreSQL error${typeof code === "string" ? ` (${code})` : ""}: ${message}`,
-      hint: "See the message; check the settings",
-    };
+    (c.answered === false && typeof code === "string" && CLOSED_CODES.has(code)
+      ? closedBeforeAnswer(code, { ...c.config, protocol: "PostgreSQL" })
+      : null) ??
+      (error instanceof postgresJs.PostgresError
+        ? sqlStateFailure(error.code, message, c)
+        : typeof code === "string"
+        ? driverFailure(code, c) ??
+          networkFailure(error, { ...c.config, stage: c.stage, protocol: "PostgreSQL" })
+        : null) ??
+      {
+        code: "UNKNOWN" as const,
+        message: `PostgreSQL error${typeof code === "string" ? ` (${code})` : ""}: ${message}`,
+        hint: "See the message; check the settings",
+      };
   return withoutSecrets(failure, [c.secrets.password]);
 }
 
@@ -487,8 +518,46 @@ function connectionStages(tls: boolean): StageName[] {
     : ["resolve", "connect", "authenticate"];
 }
 
+/** Ways a pooled connection ends when the server drops it (restart, shutdown, idle cut). */
+const DROPPED_CODES = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ECONNABORTED",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P05", // idle_session_timeout
+]);
+
+/**
+ * Closes a source's pool after the server dropped one of its connections, so the next call
+ * starts on new ones: the driver can hand a query to a connection whose socket has failed
+ * but not yet closed, which then fails with the dropped session's error (seen after a
+ * session was ended between two batches of a read).
+ */
+async function closeIfDropped(error: unknown, sourceId: string): Promise<void> {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && DROPPED_CODES.has(code)) await closePool(sourceId);
+}
+
+/**
+ * Tests the source. A connection kept in the pool that the server dropped since its last
+ * use says nothing about the server now (it may have restarted, or be stopping): the test
+ * is then made once more on a new connection, whose outcome is the answer.
+ */
 async function test(settings: Settings, ctx: ConnectorContext): Promise<TestResult> {
   const started = performance.now();
+  const first = await testOnce(settings, ctx, started);
+  return first.droppedReused ? (await testOnce(settings, ctx, started)).result : first.result;
+}
+
+async function testOnce(
+  settings: Settings,
+  ctx: ConnectorContext,
+  started: number,
+): Promise<{ result: TestResult; droppedReused: boolean }> {
   const pool = await poolOf(settings, ctx);
   const { meter, config } = pool;
   const startedBefore = meter.started;
@@ -508,7 +577,7 @@ async function test(settings: Settings, ctx: ConnectorContext): Promise<TestResu
       ...reusedStages(connectionStages(pool.tls)),
       { name: "query", ok: true, ms: Math.round((performance.now() - queryStarted) * 100) / 100 },
     ];
-    return testSucceeded({
+    const result = testSucceeded({
       started,
       stages,
       message: `Connected to PostgreSQL ${row.version} as ${row.user} on ${row.database}`,
@@ -527,6 +596,7 @@ async function test(settings: Settings, ctx: ConnectorContext): Promise<TestResu
         connectionId: row.connectionId,
       },
     });
+    return { result, droppedReused: false };
   } catch (error) {
     const attempt = opened();
     const stage: StageName = error instanceof StageFailure
@@ -534,7 +604,12 @@ async function test(settings: Settings, ctx: ConnectorContext): Promise<TestResu
       : attempt && !attempt.has("authenticate")
       ? "authenticate"
       : "query";
-    let failure = classify(error, { config, secrets: pool.secrets, stage });
+    let failure = classify(error, {
+      config,
+      secrets: pool.secrets,
+      stage,
+      answered: attempt?.answered(),
+    });
     if (
       failure.code === "PERMISSION_DENIED" && stage === "authenticate" && !pool.tls &&
       (error as { code?: string }).code === "28000" &&
@@ -556,7 +631,11 @@ async function test(settings: Settings, ctx: ConnectorContext): Promise<TestResu
     // drop them now, and let the next test start from scratch.
     await pool.sql.end({ timeout: 0 });
     await closePool(settings.id);
-    return testFailed({ started, stages, error: failure });
+    const code = (error as { code?: unknown }).code;
+    return {
+      result: testFailed({ started, stages, error: failure }),
+      droppedReused: !attempt && typeof code === "string" && DROPPED_CODES.has(code),
+    };
   }
 }
 
@@ -775,6 +854,7 @@ async function discover(settings: Settings, ctx: ConnectorContext): Promise<Resu
       return { ok: true as const, value: { streams } };
     });
   } catch (error) {
+    await closeIfDropped(error, settings.id);
     return {
       ok: false,
       error: classify(error, { config: pool.config, secrets: pool.secrets, stage: "query" }),
@@ -820,11 +900,86 @@ async function preview(
       };
     });
   } catch (error) {
+    await closeIfDropped(error, settings.id);
     return {
       ok: false,
       error: classify(error, { config: pool.config, secrets: pool.secrets, stage: "query" }),
     };
   }
+}
+
+type CursorReader = {
+  /** The next batch, or null after the last; throws when the query or connection failed. */
+  next(): Promise<postgresJs.Row[] | null>;
+  /** Stops early: the portal is closed (now, or when the batch being fetched arrives). */
+  close(): Promise<void>;
+};
+
+/**
+ * A query's rows in batches of `size`, through postgres.js's callback cursor: the driver
+ * fetches the next batch only once the consumer asks for it. Not the driver's async
+ * iterator: when the connection fails between two batches, that one ends as if every row had
+ * been read (porsager/postgres#1166), so a sync would load a truncated table as complete;
+ * and closing it then writes to the dead socket from a timer, an uncaught error that ends
+ * the process. Here the failure reaches the consumer, and the driver is told nothing more.
+ */
+function cursorReader(
+  sql: postgresJs.Sql,
+  query: postgresJs.PendingQuery<postgresJs.Row[]>,
+  size: number,
+): CursorReader {
+  let batch: postgresJs.Row[] | null = null;
+  /** Ends the driver's wait after handing over `batch`: go on, or close. */
+  let release: ((value?: unknown) => void) | null = null;
+  let finished = false;
+  let failure: { error: unknown } | null = null;
+  let stopping = false;
+  let wake: (() => void) | null = null;
+  const ended = (query.cursor(size, (rows: postgresJs.Row[]) => {
+    if (stopping) return sql.CLOSE;
+    batch = rows;
+    const taken = new Promise((resolve) => (release = resolve));
+    wake?.();
+    return taken;
+  }) as Promise<unknown>).then(
+    () => {
+      finished = true;
+      wake?.();
+    },
+    (error) => {
+      failure = { error };
+      finished = true;
+      wake?.();
+    },
+  );
+  /** Lets the driver go on (or close): never after a failure, its connection is gone. */
+  function answer(value?: unknown) {
+    const waiting = release;
+    release = null;
+    if (!failure) waiting?.(value);
+  }
+  return {
+    async next() {
+      answer();
+      while (batch === null && !finished) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
+      if (batch !== null) {
+        const rows: postgresJs.Row[] = batch;
+        batch = null;
+        return rows;
+      }
+      if (failure) throw failure.error;
+      return null;
+    },
+    async close() {
+      if (finished) return;
+      stopping = true;
+      answer(sql.CLOSE);
+      await withTimeout(ended, 5_000, () => new Error("cursor close timed out")).catch(() => {});
+    },
+  };
 }
 
 /**
@@ -848,33 +1003,33 @@ async function* read(
     }
     text += ` order by ${column}`;
   }
-  const batches = sql.unsafe(text, params as postgresJs.ParameterOrJSON<never>[])
-    .cursor(Math.max(1, request.batchSize))[Symbol.asyncIterator]();
+  const batches = cursorReader(
+    sql,
+    sql.unsafe(text, params as postgresJs.ParameterOrJSON<never>[]),
+    Math.max(1, request.batchSize),
+  );
   const context = { config: pool.config, secrets: pool.secrets, stage: "query" as const };
   meter.active++;
   try {
     while (true) {
       request.signal?.throwIfAborted();
-      let next: IteratorResult<Record<string, unknown>[]>;
+      let rows: postgresJs.Row[] | null;
       try {
-        next = await withTimeout(
+        rows = await withTimeout(
           batches.next(),
           READ_BATCH_TIMEOUT_MS,
           () => Object.assign(new Error("batch timed out"), { code: "QUERY_TIMEOUT" }),
         );
       } catch (error) {
+        await closeIfDropped(error, settings.id);
         throw new ConnectorFailure(classify(error, context));
       }
-      if (next.done) return;
-      yield { rows: next.value.map(jsonSafeRow) };
+      if (rows === null) return;
+      yield { rows: rows.map(jsonSafeRow) };
     }
   } finally {
     meter.active--;
-    await withTimeout(
-      Promise.resolve(batches.return?.()),
-      5_000,
-      () => new Error("cursor close timed out"),
-    ).catch(() => {});
+    await batches.close();
   }
 }
 

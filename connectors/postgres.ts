@@ -27,6 +27,7 @@ import {
   ConnectionMeter,
   connectTimeoutOf,
   describe,
+  jsonSafe,
   jsonSafeRow,
   networkFailure,
   openTcp,
@@ -51,6 +52,9 @@ import {
   type ConnectorContext,
   type ConnectorError,
   ConnectorFailure,
+  type CopyColumn,
+  type CopyOutEnd,
+  type CopyOutRequest,
   type Discovery,
   type ForeignKey,
   type Preview,
@@ -983,6 +987,67 @@ function cursorReader(
 }
 
 /**
+ * Array element types whose to_jsonb form is exact: JSON numbers, booleans, objects, text
+ * and ISO dates. Arrays of anything else (int8, numeric, uuid, ...) go to JSON as the
+ * elements' text, so no digit is lost to a JSON number.
+ */
+const JSON_EXACT_ELEMENTS = new Set([
+  16, // bool
+  21, // int2
+  23, // int4
+  26, // oid
+  700, // float4
+  701, // float8
+  114, // json
+  3802, // jsonb
+  1082, // date
+  1114, // timestamp
+  1184, // timestamptz
+  25, // text
+  1043, // varchar
+]);
+
+const STREAM_COLUMNS_SQL = `select a.attname as name, t.typname as type,
+  case when t.typcategory = 'A' and t.typelem <> 0 then t.typelem::int8 end as element
+from pg_attribute a join pg_type t on t.oid = a.atttypid
+where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped
+order by a.attnum`;
+
+type StreamColumn = { name: string; type: string; element: string | null };
+
+/**
+ * An array column as JSON, made by the server. postgres.js's own array parsing reads a NULL
+ * element as the text "NULL" (NaN in a number array); to_jsonb gets every element right.
+ */
+function arrayAsJson(column: StreamColumn): string {
+  const name = quoteIdentifier(column.name);
+  return JSON_EXACT_ELEMENTS.has(Number(column.element))
+    ? `to_jsonb(${name})`
+    : `to_jsonb(${name}::text[])`;
+}
+
+/** The select list of a read: every column in table order, arrays as JSON. */
+function readList(columns: StreamColumn[]): string {
+  return columns.map((column) =>
+    column.element === null
+      ? quoteIdentifier(column.name)
+      : `${arrayAsJson(column)} as ${quoteIdentifier(column.name)}`
+  ).join(", ");
+}
+
+/**
+ * The select-list expression of a COPY column: its text as the destination column takes it,
+ * the same value `read` yields. JSON fields: json and jsonb as they are, arrays as in
+ * `read`, anything else as a JSON string of its text.
+ */
+function copyExpression(column: CopyColumn, found: StreamColumn | undefined): string {
+  if (!found) throw new Error(`Column "${column.name}" is not in the table any more`);
+  const name = quoteIdentifier(column.name);
+  if (!column.json || found.type === "json" || found.type === "jsonb") return name;
+  return found.element === null ? `to_jsonb(${name}::text)` : arrayAsJson(found);
+}
+
+/**
  * Reads a table in batches through a server-side cursor (memory stays bounded). With a
  * cursor column, only rows past `after`, in cursor order, for incremental syncs.
  */
@@ -993,8 +1058,19 @@ async function* read(
 ): AsyncGenerator<RecordBatch> {
   const pool = await poolOf(settings, ctx);
   const { sql, meter } = pool;
+  const context = { config: pool.config, secrets: pool.secrets, stage: "query" as const };
+  let columns: StreamColumn[];
+  try {
+    columns = await bounded<StreamColumn[]>(
+      sql.unsafe(STREAM_COLUMNS_SQL, [qualified(request.stream)]),
+      READ_BATCH_TIMEOUT_MS,
+    );
+  } catch (error) {
+    await closeIfDropped(error, settings.id);
+    throw new ConnectorFailure(classify(error, context));
+  }
   const params: unknown[] = [];
-  let text = `select * from ${qualified(request.stream)}`;
+  let text = `select ${readList(columns)} from ${qualified(request.stream)}`;
   if (request.cursor) {
     const column = quoteIdentifier(request.cursor.column);
     if (request.cursor.after !== undefined && request.cursor.after !== null) {
@@ -1008,7 +1084,6 @@ async function* read(
     sql.unsafe(text, params as postgresJs.ParameterOrJSON<never>[]),
     Math.max(1, request.batchSize),
   );
-  const context = { config: pool.config, secrets: pool.secrets, stage: "query" as const };
   meter.active++;
   try {
     while (true) {
@@ -1033,16 +1108,128 @@ async function* read(
   }
 }
 
+// --- Raw COPY --------------------------------------------------------------------------
+
+/**
+ * A SQL string literal that means `value` as postgres.js would bind it as a parameter (COPY
+ * takes none): Dates as timestamptz, bigints as int8, the rest as untyped text that the
+ * server reads as the column's type. An E'' literal, so it does not depend on
+ * standard_conforming_strings.
+ */
+function cursorLiteral(value: unknown): string {
+  const text = value instanceof Date
+    ? value.toISOString()
+    : typeof value === "string"
+    ? value
+    : String(value);
+  const literal = `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
+  if (value instanceof Date) return `${literal}::timestamptz`;
+  if (typeof value === "bigint") return `${literal}::int8`;
+  if (typeof value === "boolean") return `${literal}::boolean`;
+  return literal;
+}
+
+/**
+ * A connection of its own for one COPY read (not one of the pool's): it is ended at once
+ * when the read is abandoned, which is what stops a COPY TO on the server. Its settings make
+ * the text one any PostgreSQL reads back the same: ISO dates, `postgres` intervals and
+ * floats with every digit.
+ */
+function copyConnection(pool: Pool, ctx: ConnectorContext): postgresJs.Sql {
+  const { config, secrets, timeoutMs } = pool;
+  const plan = tlsPlanOf(config);
+  const options = driverOptions(config, secrets, async () => {
+    // Not the pool's meter attempts: those time the stages of a connection test.
+    const socket = await openSocket({ config, ctx, timeoutMs, plan });
+    pool.meter.track(socket);
+    return socket;
+  }, timeoutMs);
+  return postgresJs({
+    ...options,
+    max: 1,
+    connection: {
+      ...options.connection,
+      IntervalStyle: "postgres",
+      extra_float_digits: "3",
+    },
+  });
+}
+
+/**
+ * A stream's rows as COPY text: `COPY (SELECT <columns> FROM <table> [WHERE <cursor> > x])
+ * TO STDOUT` on a connection of its own, in a REPEATABLE READ snapshot that also gives the
+ * largest cursor value of those rows, so the high-water mark matches the rows exactly.
+ */
+async function* copyOut(
+  settings: Settings,
+  request: CopyOutRequest,
+  ctx: ConnectorContext,
+): AsyncGenerator<Uint8Array, CopyOutEnd, undefined> {
+  const pool = await poolOf(settings, ctx);
+  const context = { config: pool.config, secrets: pool.secrets, stage: "query" as const };
+  const sql = copyConnection(pool, ctx);
+  const table = qualified(request.stream);
+  const { cursor } = request;
+  const past = cursor && cursor.after !== undefined && cursor.after !== null
+    ? `${quoteIdentifier(cursor.column)} > ${cursorLiteral(cursor.after)}`
+    : null;
+  const abandon = () => void sql.end({ timeout: 0 }).catch(() => {});
+  request.signal?.addEventListener("abort", abandon, { once: true });
+  pool.meter.active++;
+  try {
+    request.signal?.throwIfAborted();
+    let readable: AsyncIterable<Uint8Array>;
+    let highest: unknown = null;
+    try {
+      await sql.unsafe("begin isolation level repeatable read, read only");
+      const found = await sql.unsafe<StreamColumn[]>(STREAM_COLUMNS_SQL, [table]);
+      const byName = new Map(found.map((row) => [row.name, row]));
+      const list = request.columns.map((column) => copyExpression(column, byName.get(column.name)));
+      if (cursor) {
+        const column = quoteIdentifier(cursor.column);
+        const [row] = await sql.unsafe<{ value: unknown }[]>(
+          `select ${column} as value from ${table} where ${column} is not null` +
+            `${past ? ` and ${past}` : ""} order by ${column} desc limit 1`,
+        );
+        highest = row ? jsonSafe(row.value) : null;
+      }
+      readable = await sql.unsafe(
+        `copy (select ${list.join(", ")} from ${table}${past ? ` where ${past}` : ""}) to stdout`,
+      ).readable();
+    } catch (error) {
+      request.signal?.throwIfAborted();
+      await closeIfDropped(error, settings.id);
+      throw new ConnectorFailure(classify(error, context));
+    }
+    try {
+      for await (const chunk of readable) yield chunk;
+    } catch (error) {
+      request.signal?.throwIfAborted();
+      await closeIfDropped(error, settings.id);
+      throw new ConnectorFailure(classify(error, context));
+    }
+    return { cursor: highest };
+  } finally {
+    pool.meter.active--;
+    request.signal?.removeEventListener("abort", abandon);
+    // Ended, never committed: the snapshot was read-only, and postgres.js 3.4.9 can leave
+    // the socket paused once a COPY TO has ended with its buffer full, so a COMMIT's answer
+    // would never be read. Every byte of the COPY has arrived once the stream has ended.
+    await sql.end({ timeout: 0 }).catch(() => {});
+  }
+}
+
 export const postgres = {
   type: "POSTGRESQL",
   label: "PostgreSQL",
   description: "PostgreSQL 11 or newer, including hosted services",
   configSchema,
   secretsSchema,
-  capabilities: { pooled: true, incremental: true },
+  capabilities: { pooled: true, incremental: true, copyOut: true },
   test,
   discover,
   preview,
   read,
+  copyOut,
   close: closePool,
 } satisfies Connector<typeof configSchema, typeof secretsSchema>;

@@ -125,6 +125,34 @@ export type ReadRequest = {
 
 export type RecordBatch = { rows: Record<string, unknown>[] };
 
+/** A column of a raw COPY read, in the order its fields are wanted. */
+export type CopyColumn = {
+  /** The source column's name. */
+  name: string;
+  /**
+   * Write the field as JSON text (what a jsonb column takes), the way `read` would hand the
+   * value over: for columns the destination keeps as jsonb (arrays, json).
+   */
+  json?: boolean;
+};
+
+export type CopyOutRequest = {
+  stream: StreamRef;
+  columns: CopyColumn[];
+  /**
+   * Only rows whose cursor column is past `after`; the largest cursor value of the rows sent
+   * is returned, taken from the same snapshot as the rows.
+   */
+  cursor?: { column: string; after?: unknown };
+  signal?: AbortSignal;
+};
+
+/** What a raw COPY read ends with, once every byte was sent. */
+export type CopyOutEnd = {
+  /** The largest cursor value among the rows sent (as `read` would yield it); null for none. */
+  cursor: unknown;
+};
+
 /** Settings for one call: what the source stores, split by its two schemas. */
 export type SourceSettings<C, S> = {
   /** The source's id; connectors key their pools by it. */
@@ -183,6 +211,8 @@ export type Connector<
     pooled: boolean;
     /** `read` can start past a cursor value. */
     incremental: boolean;
+    /** `copyOut` is there: rows as PostgreSQL COPY text, without a JavaScript object each. */
+    copyOut?: boolean;
   };
   test(
     settings: SourceSettings<z.infer<C>, z.infer<S>>,
@@ -202,6 +232,18 @@ export type Connector<
     request: ReadRequest,
     ctx: ConnectorContext,
   ): AsyncIterable<RecordBatch>;
+  /**
+   * The rows of a stream as bytes of PostgreSQL's COPY text format (one line a row, fields
+   * tab-separated in `columns` order, `\N` for NULL), read in one consistent snapshot; the
+   * generator's return value carries the cursor high-water mark. For a PostgreSQL
+   * destination this moves rows at close to COPY's own speed. Stopping the iteration early
+   * (or aborting `signal`) abandons the read on the source.
+   */
+  copyOut?(
+    settings: SourceSettings<z.infer<C>, z.infer<S>>,
+    request: CopyOutRequest,
+    ctx: ConnectorContext,
+  ): AsyncGenerator<Uint8Array, CopyOutEnd, undefined>;
   /** Releases what the connector keeps for a source (its pool). */
   close?(sourceId: string): Promise<void>;
 };

@@ -26,7 +26,7 @@ function stopped(signal: AbortSignal): Error {
 }
 
 /** Waits for `promise`, or rejects when `signal` aborts or `idleMs` pass first. */
-function bounded<T>(
+export function bounded<T>(
   promise: Promise<T>,
   options: { signal: AbortSignal; idleMs: number },
 ): Promise<T> {

@@ -16,8 +16,11 @@ import { quoteIdent } from "./table_plan.ts";
 import type { Row } from "./destination.ts";
 
 export type CopyWriter = {
-  /** Sends a chunk; waits only while the previous chunk is still being sent. */
-  write(text: string): Promise<void>;
+  /**
+   * Sends a chunk (rows as COPY text, or bytes of it as another server's COPY TO wrote
+   * them); waits only while the previous chunk is still being sent.
+   */
+  write(chunk: string | Uint8Array): Promise<void>;
   /** Ends the COPY and waits until the server has stored every row (or refused them). */
   finish(): Promise<void>;
   /** Abandons the COPY (the server discards it); the connection stays usable. */
@@ -67,10 +70,10 @@ export async function openCopy(
   }
 
   return {
-    async write(text) {
+    async write(chunk) {
       if (draining) await draining;
       check();
-      if (!writable.write(text)) draining = once(writable, "drain");
+      if (!writable.write(chunk)) draining = once(writable, "drain");
       else draining = null;
     },
     async finish() {

@@ -2,8 +2,10 @@
  * Where a stream's rows go: the app database, PostgreSQL through postgres.js (COPY) or the
  * embedded PGlite (batched inserts). Both load a full refresh into a staging table swapped
  * in by one transaction, upsert incremental batches by primary key, and save the stream's
- * state (table, rows, cursor) in the same transaction that commits its data.
+ * state (table, rows, cursor) in the same transaction that commits its data. PostgreSQL also
+ * takes rows a source sends as COPY text (`copy`), without making rows of them.
  */
+import type { CopyOutEnd } from "../connectors/types.ts";
 import type { AppDatabase } from "../db/mod.ts";
 import { storeCursor } from "./cursor.ts";
 import { pgliteDestination } from "./pglite_destination.ts";
@@ -32,6 +34,26 @@ export type LoadOptions = {
   onBatch(records: number): Promise<void>;
 };
 
+/** A load of COPY text as a source wrote it (connectors' `copyOut`). */
+export type CopyLoadOptions = {
+  plan: TablePlan;
+  /**
+   * The source's COPY text of the plan's columns, in plan order; its return value carries the
+   * cursor high-water mark. Lazy: nothing is read before the load asks.
+   */
+  source: AsyncGenerator<Uint8Array, CopyOutEnd, undefined>;
+  state: StreamState;
+  /** The cursor the read started after (incremental); kept when no row came. */
+  startCursor?: unknown;
+  /** Rows between two onBatch calls. */
+  batchRows: number;
+  signal: AbortSignal;
+  /** A source silent for longer fails the load. */
+  idleMs: number;
+  /** Called as rows arrive (and at the end); throwing stops the load (cancel, lost lease). */
+  onBatch(records: number): Promise<void>;
+};
+
 export type LoadResult = {
   /** Rows written by this load. */
   records: number;
@@ -54,6 +76,15 @@ export type Destination = {
    * `running` is asked after the tables are listed, so a run starting meanwhile keeps its own.
    */
   dropStaleStaging(running: () => Promise<(syncLogId: string) => boolean>): Promise<string[]>;
+  /**
+   * Loads of COPY text, where the destination has COPY FROM STDIN: the same full refresh
+   * (staging table swapped in) and incremental upsert, with all the source's rows in one
+   * transaction and the cursor the source read in the same snapshot.
+   */
+  copy?: {
+    replace(options: CopyLoadOptions & { staging: string }): Promise<LoadResult>;
+    upsert(options: CopyLoadOptions): Promise<LoadResult>;
+  };
 };
 
 /** The destination for the app database. */

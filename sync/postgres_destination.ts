@@ -5,11 +5,17 @@
  * state stay as they were and no staging table is left behind. An incremental batch is
  * COPYed into a temporary table of a reserved session and upserted by primary key in its
  * own transaction, together with the cursor it reached.
+ *
+ * Rows a source sends as COPY text already (`copy`) take the same ways without becoming
+ * rows: into the staging table in the one transaction of a full refresh, or into the
+ * temporary table and upserted in one transaction with the cursor the source read with them.
  */
 import type postgres from "postgres";
 import { maxCursor } from "./cursor.ts";
-import { copyText, openCopy } from "./copy_writer.ts";
+import { copyText, type CopyWriter, openCopy } from "./copy_writer.ts";
+import { pumpCopy } from "./copy_transfer.ts";
 import {
+  type CopyLoadOptions,
   type Destination,
   type LoadResult,
   SAVE_STATE_SQL,
@@ -103,6 +109,74 @@ function upsertSql(plan: TablePlan, incoming: string, key: string[]): string {
     on conflict (${keys}) do ${updates.length ? `update set ${updates.join(", ")}` : "nothing"}`;
 }
 
+/** Creates a full refresh's staging table, its key there from the start. */
+async function createStaging(tx: Session, options: { plan: TablePlan; staging: string }) {
+  const { plan, staging } = options;
+  // The key is there from the start: PostgreSQL maintains it while COPY streams (on its
+  // own core, while this process reads the next batch) instead of building it after.
+  const key = plan.primaryKey.length
+    ? `, constraint ${quoteIdent(`${staging}_pkey`)} primary key (${keyList(plan)})`
+    : "";
+  await tx.unsafe(
+    `create table ${qualified(plan.schema, staging)} (${columnDefinitions(plan.columns)}${key})`,
+  );
+}
+
+/** Puts a loaded staging table in the place of the table, its key renamed with it. */
+async function swapIn(tx: Session, options: { plan: TablePlan; staging: string }) {
+  const { plan, staging } = options;
+  await tx.unsafe(`drop table if exists ${qualified(plan.schema, plan.table)}`);
+  await tx.unsafe(
+    `alter table ${qualified(plan.schema, staging)} rename to ${quoteIdent(plan.table)}`,
+  );
+  if (plan.primaryKey.length) {
+    await tx.unsafe(
+      `alter index ${qualified(plan.schema, `${staging}_pkey`)} rename to ${
+        quoteIdent(`${plan.table}_pkey`)
+      }`,
+    );
+  }
+}
+
+/** A fresh name for an incremental load's temporary table. */
+function incomingName(): string {
+  return `pg_temp.${quoteIdent(`_dafel_incoming_${crypto.randomUUID().slice(0, 8)}`)}`;
+}
+
+/** A temporary table like the target, numbering rows as they come (the last one wins). */
+async function createIncoming(session: Session, tables: { incoming: string; target: string }) {
+  const { incoming, target } = tables;
+  await session.unsafe(`create temp table ${incoming} (like ${target})`);
+  await session.unsafe(
+    `alter table ${incoming} add column "_dafel_seq" bigint generated always as identity`,
+  );
+}
+
+/** Moves a source's COPY text into `target` (a COPY FROM STDIN on `sql`); rows counted. */
+async function copyInto(
+  sql: Session,
+  options: CopyLoadOptions & { target: string },
+): Promise<{ records: number; cursor: unknown }> {
+  const { plan, signal } = options;
+  let writer: CopyWriter | undefined;
+  try {
+    writer = await openCopy(sql, options.target, { columns: plan.columns, signal });
+    const moved = await pumpCopy(options.source, {
+      writer,
+      signal,
+      idleMs: options.idleMs,
+      batchRows: options.batchRows,
+      onBatch: options.onBatch,
+    });
+    await writer.finish();
+    return { records: moved.records, cursor: moved.end.cursor };
+  } catch (error) {
+    // Leave COPY mode so the transaction can roll back on this connection.
+    writer?.abort(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  }
+}
+
 /** The PostgreSQL destination over a postgres.js client. */
 export function postgresDestination(client: postgres.Sql): Destination {
   return {
@@ -125,14 +199,7 @@ export function postgresDestination(client: postgres.Sql): Destination {
       const signal = new AbortController();
       return await client.begin(async (tx): Promise<LoadResult> => {
         const stagingTable = qualified(plan.schema, staging);
-        // The key is there from the start: PostgreSQL maintains it while COPY streams (on its
-        // own core, while this process reads the next batch) instead of building it after.
-        const key = plan.primaryKey.length
-          ? `, constraint ${quoteIdent(`${staging}_pkey`)} primary key (${keyList(plan)})`
-          : "";
-        await tx.unsafe(
-          `create table ${stagingTable} (${columnDefinitions(plan.columns)}${key})`,
-        );
+        await createStaging(tx, { plan, staging });
         let copy = await openCopy(tx, stagingTable, {
           columns: plan.columns,
           signal: signal.signal,
@@ -164,16 +231,7 @@ export function postgresDestination(client: postgres.Sql): Destination {
           signal.abort();
           throw error;
         }
-        const target = qualified(plan.schema, plan.table);
-        await tx.unsafe(`drop table if exists ${target}`);
-        await tx.unsafe(`alter table ${stagingTable} rename to ${quoteIdent(plan.table)}`);
-        if (plan.primaryKey.length) {
-          await tx.unsafe(
-            `alter index ${qualified(plan.schema, `${staging}_pkey`)} rename to ${
-              quoteIdent(`${plan.table}_pkey`)
-            }`,
-          );
-        }
+        await swapIn(tx, { plan, staging });
         await tx.unsafe(SAVE_STATE_SQL, saveStateParams(state, { rowCount: records, cursor }));
         return { records, rowCount: records, cursor };
       });
@@ -184,16 +242,11 @@ export function postgresDestination(client: postgres.Sql): Destination {
       const key = await client.begin((tx) => prepareTarget(tx, plan));
       const target = qualified(plan.schema, plan.table);
       const session = await client.reserve();
-      const incoming = `pg_temp.${
-        quoteIdent(`_dafel_incoming_${crypto.randomUUID().slice(0, 8)}`)
-      }`;
+      const incoming = incomingName();
       let records = 0;
       let cursor = options.startCursor;
       try {
-        await session.unsafe(`create temp table ${incoming} (like ${target})`);
-        await session.unsafe(
-          `alter table ${incoming} add column "_dafel_seq" bigint generated always as identity`,
-        );
+        await createIncoming(session, { incoming, target });
         for await (const rows of options.batches) {
           await session.unsafe("begin");
           let copy;
@@ -236,6 +289,61 @@ export function postgresDestination(client: postgres.Sql): Destination {
         await session.unsafe(`drop table if exists ${incoming}`).catch(() => {});
         session.release();
       }
+    },
+
+    copy: {
+      async replace(options) {
+        const { plan, staging, state } = options;
+        return await client.begin(async (tx): Promise<LoadResult> => {
+          await createStaging(tx, { plan, staging });
+          const { records, cursor } = await copyInto(tx, {
+            ...options,
+            target: qualified(plan.schema, staging),
+          });
+          await swapIn(tx, { plan, staging });
+          await tx.unsafe(SAVE_STATE_SQL, saveStateParams(state, { rowCount: records, cursor }));
+          return { records, rowCount: records, cursor };
+        });
+      },
+
+      async upsert(options) {
+        const { plan, state } = options;
+        const key = await client.begin((tx) => prepareTarget(tx, plan));
+        const target = qualified(plan.schema, plan.table);
+        const session = await client.reserve();
+        const incoming = incomingName();
+        try {
+          await createIncoming(session, { incoming, target });
+          await session.unsafe("begin");
+          let loaded;
+          try {
+            loaded = await copyInto(session, { ...options, target: incoming });
+            await session.unsafe(upsertSql(plan, incoming, key));
+            // The source's high-water mark of exactly these rows; none past the start: keep it.
+            loaded.cursor = loaded.cursor ?? options.startCursor;
+            await session.unsafe(
+              SAVE_STATE_SQL,
+              saveStateParams(state, { rowCount: null, cursor: loaded.cursor }),
+            );
+            await session.unsafe("commit");
+          } catch (error) {
+            await session.unsafe("rollback").catch(() => {});
+            throw error;
+          }
+          const [{ count }] = await session.unsafe<{ count: string }[]>(
+            `select count(*) as count from ${target}`,
+          );
+          const rowCount = Number(count);
+          await session.unsafe(
+            SAVE_STATE_SQL,
+            saveStateParams(state, { rowCount, cursor: loaded.cursor }),
+          );
+          return { records: loaded.records, rowCount, cursor: loaded.cursor };
+        } finally {
+          await session.unsafe(`drop table if exists ${incoming}`).catch(() => {});
+          session.release();
+        }
+      },
     },
 
     async dropStaleStaging(running) {

@@ -10,7 +10,7 @@
  */
 import { and, eq } from "drizzle-orm";
 import { connectorFor, discoverSource, settingsOf } from "../connectors/operations.ts";
-import type { Connector, Discovery, Stream } from "../connectors/types.ts";
+import type { Connector, Discovery, Stream, StreamRef } from "../connectors/types.ts";
 import { ConnectorFailure } from "../connectors/types.ts";
 import type { AppDatabase } from "../db/mod.ts";
 import { newId } from "../db/ids.ts";
@@ -29,14 +29,20 @@ import { log as logger } from "../telemetry.ts";
 import { metrics } from "../telemetry.ts";
 import { boundedBatches, SourceReadError } from "./batches.ts";
 import { cursorFor, reviveCursor, type StoredCursor } from "./cursor.ts";
-import { type Destination, destinationFor } from "./destination.ts";
+import { canCopy, copyRequest } from "./copy_transfer.ts";
+import {
+  type Destination,
+  destinationFor,
+  type LoadResult,
+  type StreamState,
+} from "./destination.ts";
 import { INTERRUPTED } from "./jobs.ts";
 import { chooseTableNames, destinationSchema, stagingTableName, streamKey } from "./naming.ts";
 import { endRun, markRunning, recordProgress, type RunEnd, type SyncMode } from "./records.ts";
 import type { SyncPayload } from "./requests.ts";
 import { type JobOutcome, JobStopped } from "./runner.ts";
 import { readSyncSettings } from "./settings.ts";
-import { planTable } from "./table_plan.ts";
+import { planTable, type TablePlan } from "./table_plan.ts";
 
 export type SyncDeps = OperationDeps & { database: AppDatabase };
 
@@ -355,9 +361,14 @@ async function syncSource(
       ...(plan.cursorColumn ? { cursorColumn: plan.cursorColumn } : {}),
     };
     const started = performance.now();
+    const table = planTable(plan.stream, { schema, table: plan.table });
+    // COPY text straight from the source where both sides speak it; rows otherwise.
+    const transfer = canCopy(connector, { destination, plan: table }) ? "copy" : "read";
     try {
       const loaded = await syncStream({
         destination,
+        table,
+        transfer,
         connector,
         settings: sourceSettings,
         deps,
@@ -383,6 +394,14 @@ async function syncSource(
       });
       result.records = loaded.records;
       streams[plan.key] = loaded.records;
+      log.info("Stream loaded", {
+        sourceId: source.id,
+        syncLogId: runLog.id,
+        stream: plan.key,
+        mode: plan.mode,
+        transfer,
+        records: loaded.records,
+      });
     } catch (error) {
       const stopped = stopReason(signal) ?? (error instanceof JobStopped ? error : null);
       if (stopped) {
@@ -408,7 +427,7 @@ async function syncSource(
       });
     } finally {
       metrics.queryDuration.observe(
-        { type: source.type, operation: "read" },
+        { type: source.type, operation: transfer },
         (performance.now() - started) / 1000,
       );
     }
@@ -441,6 +460,8 @@ async function syncSource(
 
 async function syncStream(options: {
   destination: Destination;
+  table: TablePlan;
+  transfer: "copy" | "read";
   connector: Connector;
   settings: Awaited<ReturnType<typeof settingsOf>>;
   deps: SyncDeps;
@@ -452,8 +473,7 @@ async function syncStream(options: {
   tuning: SyncTuning;
   onBatch(records: number): Promise<void>;
 }) {
-  const { destination, plan, schema, signal, tuning } = options;
-  const table = planTable(plan.stream, { schema, table: plan.table });
+  const { destination, plan, schema, signal, tuning, table } = options;
   const state = {
     sourceId: options.sourceId,
     stream: plan.key,
@@ -467,11 +487,21 @@ async function syncStream(options: {
       startCursor = reviveCursor(plan.stored?.cursorValue);
     }
   }
+  const streamRef = {
+    name: plan.stream.name,
+    ...(plan.stream.schema === undefined ? {} : { schema: plan.stream.schema }),
+  };
+  if (options.transfer === "copy" && destination.copy) {
+    return await syncByCopy({
+      ...options,
+      copy: destination.copy,
+      state,
+      stream: streamRef,
+      startCursor,
+    });
+  }
   const reader = options.connector.read(options.settings, {
-    stream: {
-      name: plan.stream.name,
-      ...(plan.stream.schema === undefined ? {} : { schema: plan.stream.schema }),
-    },
+    stream: streamRef,
     batchSize: tuning.batchSize,
     signal,
     ...(plan.mode === "incremental" && plan.cursorColumn
@@ -495,6 +525,67 @@ async function syncStream(options: {
   return plan.mode === "incremental"
     ? await destination.upsert(load)
     : await destination.replace({ ...load, staging: options.staging });
+}
+
+/**
+ * A stream moved as COPY text from the source into PostgreSQL (sync/copy_transfer.ts): the
+ * same full refresh or incremental upsert as the row path, all rows in one transaction.
+ */
+async function syncByCopy(options: {
+  copy: NonNullable<Destination["copy"]>;
+  connector: Connector;
+  settings: Awaited<ReturnType<typeof settingsOf>>;
+  deps: SyncDeps;
+  plan: StreamPlan;
+  table: TablePlan;
+  state: StreamState;
+  stream: StreamRef;
+  startCursor: unknown;
+  staging: string;
+  signal: AbortSignal;
+  tuning: SyncTuning;
+  onBatch(records: number): Promise<void>;
+}): Promise<LoadResult> {
+  const { plan, signal, tuning } = options;
+  // The source's read ends with the load, whichever way: a read still waiting on a stalled
+  // source is abandoned instead of holding its connection.
+  const reading = new AbortController();
+  const stopReading = () => reading.abort(signal.reason);
+  signal.addEventListener("abort", stopReading, { once: true });
+  try {
+    const source = options.connector.copyOut!(
+      options.settings,
+      copyRequest(options.table, {
+        stream: options.stream,
+        signal: reading.signal,
+        ...(plan.cursorColumn
+          ? {
+            cursor: {
+              column: plan.cursorColumn,
+              ...(options.startCursor === undefined ? {} : { after: options.startCursor }),
+            },
+          }
+          : {}),
+      }),
+      options.deps.connectorContext,
+    );
+    const load = {
+      plan: options.table,
+      source,
+      state: options.state,
+      startCursor: options.startCursor,
+      batchRows: tuning.batchSize,
+      signal,
+      idleMs: tuning.idleMs,
+      onBatch: options.onBatch,
+    };
+    return plan.mode === "incremental"
+      ? await options.copy.upsert(load)
+      : await options.copy.replace({ ...load, staging: options.staging });
+  } finally {
+    signal.removeEventListener("abort", stopReading);
+    reading.abort();
+  }
 }
 
 /** The log of a run (for the API and pages). */

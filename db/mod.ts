@@ -42,6 +42,10 @@ export async function openDatabase(options: OpenOptions): Promise<AppDatabase> {
     const client = postgres(options.url, {
       max: options.max ?? 10,
       connect_timeout: 10,
+      // The driver's default waits up to 20 s before reconnecting after failed connections:
+      // while the database is down a request would hang that long before its 503, and
+      // after it is back requests would wait it out. Retry soon; requests pace themselves.
+      backoff: (retries: number) => Math.min(0.05 * retries, 1),
       idle_timeout: 60,
       onnotice: () => {},
       connection: { application_name: "dafel-data-sources" },

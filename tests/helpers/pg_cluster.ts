@@ -1,9 +1,9 @@
 /**
  * A throwaway PostgreSQL cluster a test owns, so it can stop, kill and restart a real server
  * without touching the shared one on 5432: initdb into a temporary directory, its own
- * loopback port, trust authentication, settings that trade durability for speed (the data
- * is thrown away anyway). Started and stopped with pg_ctl, as the postgres user when the
- * tests run as root (PostgreSQL refuses to run as root).
+ * loopback port, trust authentication, no fsync (the data is thrown away anyway). Started
+ * and stopped with pg_ctl, as the postgres user when the tests run as root (PostgreSQL
+ * refuses to run as root).
  *
  * A cluster is destroyed by `destroy()` (call it in afterAll: it runs when tests fail). A
  * worker that died before its afterAll leaves its cluster running; the next cluster created
@@ -161,11 +161,14 @@ export async function createPgCluster(
     await run("initdb", {
       args: ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
     });
+    // Without fsync the files are not forced to disk, which only an OS crash would notice:
+    // a stopped or killed server loses nothing the OS was given. synchronous_commit stays
+    // on, because an acknowledged commit may sit in the server's memory without it, and an
+    // immediate stop would lose it (a fault test would blame the app for that).
     const settings: Record<string, string | number> = {
       listen_addresses: "'127.0.0.1'",
       unix_socket_directories: `'${dir}'`,
       fsync: "off",
-      synchronous_commit: "off",
       full_page_writes: "off",
       shared_buffers: "'32MB'",
       max_connections: 40,

@@ -5,7 +5,7 @@
  * real HTTP. It can be killed (SIGKILL) and started again on the same environment.
  * Secrets it was given and everything it answered and logged go to the suite's secret scan.
  */
-import { recordOutput, recordSecrets } from "../helpers/secret_scan.ts";
+import { recordOutput, recordSecrets, secretsInRequest } from "../helpers/secret_scan.ts";
 import { waitFor } from "../helpers/sync.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -83,7 +83,10 @@ export async function startAppProcess(
 
   async function call(method: string, path: string, call: CallOptions = {}): Promise<Reply> {
     const headers = new Headers();
-    if (call.json !== undefined) headers.set("content-type", "application/json");
+    if (call.json !== undefined) {
+      headers.set("content-type", "application/json");
+      recordSecrets(secretsInRequest(call.json));
+    }
     if (call.token) headers.set("authorization", `Bearer ${call.token}`);
     if (call.cookie) {
       headers.set("cookie", call.cookie);

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isDatabaseUnavailable, openDatabase, pingDatabase } from "../../db/mod.ts";
 import { generateKeyHex } from "../../vault/mod.ts";
 import { createPgCluster, type PgCluster, type StopMode } from "../helpers/pg_cluster.ts";
+import { recordDatabase } from "../helpers/secret_scan.ts";
 import { waitFor } from "../helpers/sync.ts";
 import {
   type AppProcess,
@@ -220,6 +221,7 @@ describe("the app's database client after many failed connections", () => {
         }
         await cluster.start();
         await within("the first query after the restart", 5_000, pingDatabase(database.db));
+        await recordDatabase(database.db);
       } finally {
         await database.close();
       }

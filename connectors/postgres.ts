@@ -7,7 +7,9 @@
  * each stage is timed on its own; postgres.js then logs in and runs queries.
  * Failures are classified from SQLSTATE codes, postgres.js's connection codes and errno.
  */
+import { Buffer } from "node:buffer";
 import type net from "node:net";
+import type { Readable } from "node:stream";
 import type tls from "node:tls";
 import postgresJs from "postgres";
 import { z } from "zod";
@@ -1156,6 +1158,60 @@ function copyConnection(pool: Pool, ctx: ConnectorContext): postgresJs.Sql {
 }
 
 /**
+ * The bytes of a COPY TO stream as they arrive, everything buffered taken at once. The
+ * stream holds one buffer per row (one CopyData message each), and Deno's Readable hands
+ * out one buffer per read() or per step of its async iterator: a chunk a row, and as many
+ * writes downstream. Reads ask for at most the stream's high-water mark: a larger read(n)
+ * raises that mark to n, the driver then pauses its socket ever later, and chunks (and
+ * memory) double without end. A truncated stream (the connection closed before CopyDone)
+ * is an error.
+ */
+async function* copyChunks(readable: Readable): AsyncGenerator<Uint8Array, void, undefined> {
+  let wake: (() => void) | null = null;
+  let ended = false;
+  let failure: unknown = null;
+  const poke = () => wake?.();
+  const onEnd = () => {
+    ended = true;
+    poke();
+  };
+  const onError = (error: unknown) => {
+    failure ??= error;
+    poke();
+  };
+  readable.on("readable", poke);
+  readable.on("end", onEnd);
+  readable.on("error", onError);
+  readable.on("close", poke);
+  try {
+    while (true) {
+      if (failure) throw failure;
+      if (readable.readableLength > 0) {
+        const limit = readable.readableHighWaterMark;
+        const parts: Uint8Array[] = [];
+        while (readable.readableLength > 0) {
+          parts.push(readable.read(Math.min(readable.readableLength, limit)) as Uint8Array);
+        }
+        yield parts.length === 1 ? parts[0] : Buffer.concat(parts);
+        continue;
+      }
+      if (ended) return;
+      if (readable.destroyed) throw new Error("The COPY stream closed before its end");
+      // Asks for more (the driver resumes its socket), or lets a finished stream end.
+      readable.read();
+      if (readable.readableLength > 0 || ended || failure) continue;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+    }
+  } finally {
+    readable.off("readable", poke);
+    readable.off("end", onEnd);
+    readable.off("error", onError);
+    readable.off("close", poke);
+  }
+}
+
+/**
  * A stream's rows as COPY text: `COPY (SELECT <columns> FROM <table> [WHERE <cursor> > x])
  * TO STDOUT` on a connection of its own, in a REPEATABLE READ snapshot that also gives the
  * largest cursor value of those rows, so the high-water mark matches the rows exactly.
@@ -1178,7 +1234,7 @@ async function* copyOut(
   pool.meter.active++;
   try {
     request.signal?.throwIfAborted();
-    let readable: AsyncIterable<Uint8Array>;
+    let readable: Readable;
     let highest: unknown = null;
     try {
       await sql.unsafe("begin isolation level repeatable read, read only");
@@ -1202,7 +1258,7 @@ async function* copyOut(
       throw new ConnectorFailure(classify(error, context));
     }
     try {
-      for await (const chunk of readable) yield chunk;
+      yield* copyChunks(readable);
     } catch (error) {
       request.signal?.throwIfAborted();
       await closeIfDropped(error, settings.id);

@@ -5,6 +5,7 @@
  * connector keeps its own protocol and its own error table.
  */
 import net from "node:net";
+import type { Readable } from "node:stream";
 import tls from "node:tls";
 import { encodeBase64 } from "@oslojs/encoding";
 import { z } from "zod";
@@ -505,6 +506,89 @@ export function jsonSafeRow(row: Record<string, unknown>): Record<string, unknow
     });
   }
   return out;
+}
+
+/**
+ * Makes a driver's row JSON-safe in place (see jsonSafe), replacing only the values that
+ * change: a sync reads millions of rows, and a second object per row is garbage the
+ * collector must keep up with.
+ */
+export function makeJsonSafe(row: Record<string, unknown>): Record<string, unknown> {
+  for (const key in row) {
+    const value = row[key];
+    if (value === null || typeof value === "string" || typeof value === "boolean") continue;
+    if (typeof value === "number" && Number.isFinite(value)) continue;
+    const safe = jsonSafe(value);
+    if (key !== "__proto__") {
+      row[key] = safe;
+      continue;
+    }
+    // Assignment would change the prototype of the row instead.
+    Object.defineProperty(row, key, {
+      value: safe,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return row;
+}
+
+/**
+ * The rows of a driver's object-mode stream in batches of up to `size`, taken with read()
+ * as they arrive: `for await` over the stream makes a promise and a result object per row.
+ * A stream destroyed before its end (by its error, or by a watchdog) fails the read.
+ */
+export async function* streamBatches<T>(
+  stream: Readable,
+  options: { size: number; each(row: T): T },
+): AsyncGenerator<T[], void, undefined> {
+  const { size, each } = options;
+  // Set by the stream's events, read by the loop.
+  const seen: { ended: boolean; failure: { error: unknown } | null } = {
+    ended: false,
+    failure: null,
+  };
+  let wake: (() => void) | null = null;
+  const poke = () => wake?.();
+  const onEnd = () => {
+    seen.ended = true;
+    poke();
+  };
+  const onError = (error: unknown) => {
+    seen.failure ??= { error };
+    poke();
+  };
+  stream.on("readable", poke);
+  stream.on("end", onEnd);
+  stream.on("error", onError);
+  stream.on("close", poke);
+  try {
+    let batch: T[] = [];
+    while (true) {
+      if (seen.failure) throw seen.failure.error;
+      let row: T | null;
+      while (batch.length < size && (row = stream.read() as T | null) !== null) {
+        batch.push(each(row));
+      }
+      if (batch.length === size) {
+        yield batch;
+        batch = [];
+        continue;
+      }
+      if (stream.readableLength > 0) continue;
+      if (seen.ended) break;
+      if (stream.destroyed) throw new Error("The result stream closed before its end");
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+    }
+    if (batch.length) yield batch;
+  } finally {
+    stream.off("readable", poke);
+    stream.off("end", onEnd);
+    stream.off("error", onError);
+    stream.off("close", poke);
+  }
 }
 
 // --- Row counts ------------------------------------------------------------------------

@@ -13,8 +13,8 @@
  * rounds of the two sides back to back, in alternating order, and the median of the rounds'
  * ratios is compared with the target. Every database it makes is named dafel_bench_* and is
  * dropped at the end. BENCH_ROWS and BENCH_LARGE_ROWS change the two sizes (0 skips the
- * larger runs); BENCH_ROUNDS the rounds (3); BENCH_CHILD_V8_FLAGS passes V8 flags to the
- * sync child.
+ * larger runs); BENCH_ROUNDS the rounds (3); the sync child runs with the V8 flags of
+ * `deno task start` (BENCH_CHILD_V8_FLAGS tries others).
  */
 import mysql2 from "mysql2/promise";
 import postgres from "postgres";
@@ -29,11 +29,13 @@ import { createVault, generateKeyHex, parseKeyring } from "../vault/mod.ts";
 
 const ROWS = Number(Deno.env.get("BENCH_ROWS") ?? 1_000_000);
 const LARGE_ROWS = Number(Deno.env.get("BENCH_LARGE_ROWS") ?? 4_000_000);
-/**
- * V8 flags for the sync child, to try settings a deployment might use; the default is none,
- * as `deno task start` runs.
- */
-const CHILD_V8_FLAGS = Deno.env.get("BENCH_CHILD_V8_FLAGS") ?? "";
+/** The V8 flags `deno task start` runs the app with (deno.json), so the child runs as the app. */
+async function startTaskV8Flags(): Promise<string> {
+  const deno = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  return /--v8-flags=(\S+)/.exec(deno.tasks.start)?.[1] ?? "";
+}
+/** V8 flags for the sync child: the start task's, unless BENCH_CHILD_V8_FLAGS tries others. */
+const CHILD_V8_FLAGS = Deno.env.get("BENCH_CHILD_V8_FLAGS") ?? await startTaskV8Flags();
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 3);
 const TARGET_RATIO = 0.5;
 const MEMORY_LIMIT_MB = 256;

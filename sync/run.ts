@@ -57,8 +57,9 @@ export type SyncTuning = {
 
 export const DEFAULT_TUNING: SyncTuning = {
   // Large enough that per-batch costs (a cursor round trip, a COPY chunk) vanish; small
-  // enough that two batches in memory stay a few MB for ordinary rows.
-  batchSize: 2_000,
+  // enough that the rows in flight (the driver's buffer, a batch and the one read ahead)
+  // are a few hundred kB and mostly die in V8's young generation.
+  batchSize: 500,
   idleMs: 5 * 60_000,
   progressMs: 1_000,
 };

@@ -18,6 +18,7 @@ import { rateLimits } from "./db/schema.ts";
 import { createUser } from "./db/users.ts";
 import { userCount } from "./routes/_auth.ts";
 import type { AppDeps } from "./routes/_env.ts";
+import { metricsResponse } from "./routes/health.ts";
 import { createApp } from "./routes/mod.ts";
 import { recoverInterruptedWork, startSyncEngine, type SyncEngine } from "./sync/mod.ts";
 import { configureLogging, log } from "./telemetry.ts";
@@ -111,17 +112,40 @@ export async function start(config: Config): Promise<Running> {
       logger.info("Listening", { url: `http://${hostname}:${port}` });
     },
   }, app.fetch);
+  const metricsServer = config.metricsPort === undefined ? null : serveMetrics(config);
   return {
     deps,
     server,
     async close() {
       await server.shutdown();
+      await metricsServer?.shutdown();
       await engine?.stop();
       await closeAllPools();
       await demo?.close();
       await database.close();
     },
   };
+}
+
+/**
+ * `/metrics` on its own port (METRICS_PORT), so a scraper can reach it without reaching the
+ * app; the main port then has no `/metrics`.
+ */
+function serveMetrics(config: Config): Deno.HttpServer {
+  return Deno.serve({
+    hostname: config.host,
+    port: config.metricsPort,
+    onListen: ({ hostname, port }) => {
+      log("start").info("Serving metrics", { url: `http://${hostname}:${port}/metrics` });
+    },
+  }, (request) => {
+    if (new URL(request.url).pathname !== "/metrics") {
+      return new Response("Not found; metrics are at /metrics\n", { status: 404 });
+    }
+    return request.method === "GET" || request.method === "HEAD"
+      ? metricsResponse()
+      : new Response("Method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+  });
 }
 
 if (import.meta.main) {

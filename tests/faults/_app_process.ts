@@ -44,7 +44,9 @@ export function freePort(): number {
 
 async function collect(stream: ReadableStream<Uint8Array>, lines: string[]) {
   let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+  const decoder = new TextDecoder();
+  for await (const bytes of stream) {
+    const chunk = decoder.decode(bytes, { stream: true });
     const parts = (rest + chunk).split("\n");
     rest = parts.pop() ?? "";
     lines.push(...parts.filter(Boolean));

@@ -535,6 +535,44 @@ export function makeJsonSafe(row: Record<string, unknown>): Record<string, unkno
 }
 
 /**
+ * A Readable's end and failure as state a pull loop reads between its read() calls, and a
+ * promise for its next event (readable, end, error or close). `stop` removes the listeners.
+ */
+export function watchReadable(stream: Readable) {
+  const state: { ended: boolean; failure: { error: unknown } | null } = {
+    ended: false,
+    failure: null,
+  };
+  let wake: (() => void) | null = null;
+  const poke = () => wake?.();
+  const onEnd = () => {
+    state.ended = true;
+    poke();
+  };
+  const onError = (error: unknown) => {
+    state.failure ??= { error };
+    poke();
+  };
+  stream.on("readable", poke);
+  stream.on("end", onEnd);
+  stream.on("error", onError);
+  stream.on("close", poke);
+  return {
+    state,
+    async nextEvent(): Promise<void> {
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+    },
+    stop() {
+      stream.off("readable", poke);
+      stream.off("end", onEnd);
+      stream.off("error", onError);
+      stream.off("close", poke);
+    },
+  };
+}
+
+/**
  * The rows of a driver's object-mode stream in batches of up to `size`, taken with read()
  * as they arrive: `for await` over the stream makes a promise and a result object per row.
  * A stream destroyed before its end (by its error, or by a watchdog) fails the read.
@@ -544,29 +582,11 @@ export async function* streamBatches<T>(
   options: { size: number; each(row: T): T },
 ): AsyncGenerator<T[], void, undefined> {
   const { size, each } = options;
-  // Set by the stream's events, read by the loop.
-  const seen: { ended: boolean; failure: { error: unknown } | null } = {
-    ended: false,
-    failure: null,
-  };
-  let wake: (() => void) | null = null;
-  const poke = () => wake?.();
-  const onEnd = () => {
-    seen.ended = true;
-    poke();
-  };
-  const onError = (error: unknown) => {
-    seen.failure ??= { error };
-    poke();
-  };
-  stream.on("readable", poke);
-  stream.on("end", onEnd);
-  stream.on("error", onError);
-  stream.on("close", poke);
+  const watch = watchReadable(stream);
   try {
     let batch: T[] = [];
     while (true) {
-      if (seen.failure) throw seen.failure.error;
+      if (watch.state.failure) throw watch.state.failure.error;
       let row: T | null;
       while (batch.length < size && (row = stream.read() as T | null) !== null) {
         batch.push(each(row));
@@ -577,17 +597,13 @@ export async function* streamBatches<T>(
         continue;
       }
       if (stream.readableLength > 0) continue;
-      if (seen.ended) break;
+      if (watch.state.ended) break;
       if (stream.destroyed) throw new Error("The result stream closed before its end");
-      await new Promise<void>((resolve) => (wake = resolve));
-      wake = null;
+      await watch.nextEvent();
     }
     if (batch.length) yield batch;
   } finally {
-    stream.off("readable", poke);
-    stream.off("end", onEnd);
-    stream.off("error", onError);
-    stream.off("close", poke);
+    watch.stop();
   }
 }
 

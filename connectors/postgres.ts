@@ -45,6 +45,7 @@ import {
   type TlsPlan,
   tlsPlanOf,
   unexpected,
+  watchReadable,
   withoutSecrets,
   withTimeout,
 } from "./_sql.ts";
@@ -1167,25 +1168,10 @@ function copyConnection(pool: Pool, ctx: ConnectorContext): postgresJs.Sql {
  * is an error.
  */
 async function* copyChunks(readable: Readable): AsyncGenerator<Uint8Array, void, undefined> {
-  let wake: (() => void) | null = null;
-  let ended = false;
-  let failure: unknown = null;
-  const poke = () => wake?.();
-  const onEnd = () => {
-    ended = true;
-    poke();
-  };
-  const onError = (error: unknown) => {
-    failure ??= error;
-    poke();
-  };
-  readable.on("readable", poke);
-  readable.on("end", onEnd);
-  readable.on("error", onError);
-  readable.on("close", poke);
+  const watch = watchReadable(readable);
   try {
     while (true) {
-      if (failure) throw failure;
+      if (watch.state.failure) throw watch.state.failure.error;
       if (readable.readableLength > 0) {
         const limit = readable.readableHighWaterMark;
         const parts: Uint8Array[] = [];
@@ -1195,19 +1181,15 @@ async function* copyChunks(readable: Readable): AsyncGenerator<Uint8Array, void,
         yield parts.length === 1 ? parts[0] : Buffer.concat(parts);
         continue;
       }
-      if (ended) return;
+      if (watch.state.ended) return;
       if (readable.destroyed) throw new Error("The COPY stream closed before its end");
       // Asks for more (the driver resumes its socket), or lets a finished stream end.
       readable.read();
-      if (readable.readableLength > 0 || ended || failure) continue;
-      await new Promise<void>((resolve) => (wake = resolve));
-      wake = null;
+      if (readable.readableLength > 0 || watch.state.ended || watch.state.failure) continue;
+      await watch.nextEvent();
     }
   } finally {
-    readable.off("readable", poke);
-    readable.off("end", onEnd);
-    readable.off("error", onError);
-    readable.off("close", poke);
+    watch.stop();
   }
 }
 

@@ -1,10 +1,10 @@
 /** Creating users, shared by the API, the setup page, the start-up admin and user:create. */
-import { sql } from "drizzle-orm";
+import { and, eq, ne, sql } from "drizzle-orm";
 import { z } from "zod";
 import { hashPassword } from "../vault/password.ts";
 import { newId } from "./ids.ts";
 import type { Db } from "./mod.ts";
-import { ROLES, users } from "./schema.ts";
+import { ROLES, sessions, users } from "./schema.ts";
 
 export const newUserSchema = z.object({
   email: z.email("Must be an email address").trim().toLowerCase().max(320),
@@ -33,6 +33,28 @@ export async function createUser(
     .onConflictDoNothing()
     .returning({ id: users.id, email: users.email, role: users.role, createdAt: users.createdAt });
   return rows[0] ?? null;
+}
+
+/**
+ * Replaces a user's password hash and ends that user's sessions in one transaction, all but
+ * `keepSessionId` (the caller's own session when they change their own password). API
+ * tokens are left alone: they are credentials the user manages on their own, listed and
+ * revoked on /tokens. Returns how many sessions ended.
+ */
+export async function setPassword(
+  db: Db,
+  options: { userId: string; password: string; keepSessionId?: string },
+): Promise<{ sessionsEnded: number }> {
+  const passwordHash = await hashPassword(options.password);
+  return await db.transaction(async (tx) => {
+    await tx.update(users).set({ passwordHash }).where(eq(users.id, options.userId));
+    const ended = await tx.delete(sessions).where(
+      options.keepSessionId
+        ? and(eq(sessions.userId, options.userId), ne(sessions.id, options.keepSessionId))
+        : eq(sessions.userId, options.userId),
+    ).returning({ id: sessions.id });
+    return { sessionsEnded: ended.length };
+  });
 }
 
 /**

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { connectors } from "../connectors/mod.ts";
 import { newUserSchema } from "../db/users.ts";
 import { auditQuerySchema } from "./audit_logs.ts";
-import { loginSchema } from "./auth.ts";
+import { changePasswordSchema, loginSchema } from "./auth.ts";
 import { createSourceSchema, listQuerySchema, updateSourceSchema } from "./data_sources.ts";
 import { createTokenSchema } from "./tokens.ts";
 import { updateUserSchema } from "./users.ts";
@@ -99,6 +99,7 @@ export function openApiDocument(): JsonSchema {
       },
       schemas: {
         Login: schemaOf(loginSchema),
+        ChangePassword: schemaOf(changePasswordSchema),
         CreateToken: schemaOf(createTokenSchema),
         CreateUser: schemaOf(newUserSchema),
         UpdateUser: schemaOf(updateUserSchema),
@@ -122,6 +123,20 @@ export function openApiDocument(): JsonSchema {
       "/api/auth/logout": { post: { summary: "Sign out", responses: { 200: ok("Signed out") } } },
       "/api/auth/me": {
         get: { summary: "The signed-in user", responses: { 200: ok("The user") } },
+      },
+      "/api/auth/password": {
+        post: {
+          summary: "Change your own password: ends your other sessions (this one and API " +
+            "tokens keep working); a wrong current password is 400 INVALID_CREDENTIALS; " +
+            "attempts count against the login limit",
+          requestBody: body("ChangePassword"),
+          responses: {
+            200: ok("{success: true}"),
+            400: errorResponse,
+            401: errorResponse,
+            429: errorResponse,
+          },
+        },
       },
       "/api/tokens": {
         get: { summary: "Your API tokens", responses: { 200: ok("Tokens, without values") } },
@@ -148,10 +163,17 @@ export function openApiDocument(): JsonSchema {
       },
       "/api/users/{id}": {
         patch: {
-          summary: "Change a user's role (ADMIN)",
+          summary: "Change a user's role, password or both (ADMIN); a new password ends " +
+            "that user's sessions",
           parameters: [idParameter],
           requestBody: body("UpdateUser"),
-          responses: { 200: ok("The user"), 404: errorResponse, 409: errorResponse },
+          responses: {
+            200: ok("The user"),
+            400: errorResponse,
+            403: errorResponse,
+            404: errorResponse,
+            409: errorResponse,
+          },
         },
         delete: {
           summary: "Remove a user (ADMIN)",

@@ -1,18 +1,23 @@
-/** User management for administrators: list, create, change role, remove. */
+/** User management for administrators: list, create, change role, set password, remove. */
 import { and, count, eq, ne } from "drizzle-orm";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { Db } from "../db/mod.ts";
 import { dataSources, type Role, ROLES, users } from "../db/schema.ts";
 import { isId } from "../db/ids.ts";
-import { createUser, newUserSchema } from "../db/users.ts";
+import { createUser, newUserSchema, setPassword } from "../db/users.ts";
 import { audit } from "./_audit.ts";
 import { currentUser, requireAdmin } from "./_auth.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
 import { conflict, notFound } from "./_errors.ts";
 import { validate } from "./_validate.ts";
 
-export const updateUserSchema = z.object({ role: z.enum(ROLES) });
+/** A new role, a new password (the rule for new users), or both. */
+export const updateUserSchema = newUserSchema.pick({ password: true }).extend({
+  role: z.enum(ROLES),
+}).partial().refine((input) => input.role !== undefined || input.password !== undefined, {
+  message: "Give a role, a password or both",
+});
 
 const publicColumns = {
   id: users.id,
@@ -45,6 +50,29 @@ export async function changeRole(db: Db, actorId: string, userId: string, role: 
   const [row] = await db.update(users).set({ role }).where(eq(users.id, userId))
     .returning(publicColumns);
   return row;
+}
+
+/**
+ * Sets a user's password for an administrator and ends that user's sessions: all of them,
+ * or all but the caller's own when administrators set their own password.
+ */
+export async function resetPassword(
+  db: Db,
+  options: { userId: string; password: string; keepSessionId?: string },
+) {
+  if (!isId(options.userId)) throw notFound("User");
+  const [target] = await db.select(publicColumns).from(users).where(eq(users.id, options.userId));
+  if (!target) throw notFound("User");
+  const { sessionsEnded } = await setPassword(db, options);
+  return { user: target, sessionsEnded };
+}
+
+/** The caller's session id when it is `userId`'s own session: the one to keep. */
+export function ownSessionId(c: Context<AppEnv>, userId: string): string | undefined {
+  const credential = c.get("credential");
+  return credential?.kind === "session" && currentUser(c).id === userId
+    ? credential.sessionId
+    : undefined;
 }
 
 /** Removes a user and its sessions and tokens; refuses when it still owns data sources. */
@@ -84,14 +112,26 @@ export function usersApi(deps: AppDeps) {
   });
 
   app.patch("/:id", validate("json", updateUserSchema), async (c) => {
-    const { role } = c.req.valid("json");
-    const updated = await changeRole(deps.db, currentUser(c).id, c.req.param("id"), role);
+    const { role, password } = c.req.valid("json");
+    const id = c.req.param("id");
+    // The role first: its refusals (last administrator) leave the password unchanged too.
+    let updated = role ? await changeRole(deps.db, currentUser(c).id, id, role) : undefined;
+    let sessionsEnded: number | undefined;
+    if (password !== undefined) {
+      const reset = await resetPassword(deps.db, {
+        userId: id,
+        password,
+        keepSessionId: ownSessionId(c, id),
+      });
+      updated ??= reset.user;
+      sessionsEnded = reset.sessionsEnded;
+    }
     await audit(c, deps, {
       action: "USER_UPDATE",
       entityType: "User",
-      entityId: updated.id,
+      entityId: updated!.id,
       outcome: "success",
-      details: { role },
+      details: password === undefined ? { role } : { role, passwordChanged: true, sessionsEnded },
     });
     return c.json(updated);
   });

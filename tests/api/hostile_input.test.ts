@@ -72,8 +72,17 @@ const sourceLike = fc.record({
   ),
 }, { requiredKeys: [] });
 
+/** Password changes: your own, or a user's (with a role) for an ADMIN. */
+const passwordLike = fc.record({
+  currentPassword: anyValue,
+  newPassword: anyValue,
+  password: anyValue,
+  role: fc.oneof(fc.constantFrom("ADMIN", "USER"), anyValue),
+}, { requiredKeys: [] });
+
 const bodies = fc.oneof(
   sourceLike.map((value) => JSON.stringify(value)),
+  passwordLike.map((value) => JSON.stringify(value)),
   anyValue.map((value) => JSON.stringify(value)),
   fc.string(), // not JSON at all
   fc.constantFrom("{", "[", "null", '{"name":', "\u0000", '{"__proto__": {"admin": true}}'),
@@ -84,6 +93,7 @@ type Route = { method: string; path: (id: string) => string };
 const routes: Route[] = [
   { method: "POST", path: () => "/api/auth/login" },
   { method: "GET", path: () => "/api/auth/me" },
+  { method: "POST", path: () => "/api/auth/password" },
   { method: "POST", path: () => "/api/tokens" },
   { method: "DELETE", path: (id) => `/api/tokens/${id}` },
   { method: "POST", path: () => "/api/users" },

@@ -13,9 +13,12 @@ import { type Db, queryRows } from "../../db/mod.ts";
 
 export type OutputKind = "response" | "page" | "log" | "database";
 
-/** Secret-bearing keys of request bodies (data-source settings, logins, users). */
+/** Secret-bearing keys of request bodies (data-source settings, logins, users, passwords). */
 const SECRET_KEYS = new Set([
   "password",
+  "currentPassword",
+  "newPassword",
+  "confirmPassword",
   "apiKey",
   "secretKey",
   "credentials",

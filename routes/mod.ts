@@ -19,6 +19,7 @@ import type { AppDeps, AppEnv } from "./_env.ts";
 import { ApiError, errorJson } from "./_errors.ts";
 import { observeRequests } from "./_observe.ts";
 import { pageBodyLimit, requirePage } from "./_pages.ts";
+import { accountPages } from "./account_pages.tsx";
 import { auditLogsApi } from "./audit_logs.ts";
 import { authApi } from "./auth.ts";
 import { authPages } from "./auth_pages.tsx";
@@ -111,6 +112,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/", sourcePages(deps));
   app.route("/", syncPages(deps));
   app.route("/", tokenPages(deps));
+  app.route("/", accountPages(deps));
   app.route("/", userPages(deps));
   app.route("/", auditPages(deps));
 

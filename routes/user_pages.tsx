@@ -1,4 +1,4 @@
-/** `/users` (administrators): create users, change roles, remove users. */
+/** `/users` (administrators): create users, change roles, set passwords, remove users. */
 import { Hono } from "hono";
 import { z } from "zod";
 import { ROLES } from "../db/schema.ts";
@@ -9,7 +9,7 @@ import { currentUser, requireAdmin } from "./_auth.ts";
 import type { AppDeps, AppEnv, SessionUser } from "./_env.ts";
 import { ApiError } from "./_errors.ts";
 import { field, formBody, fromHtmx, pageBodyLimit, seeOther } from "./_pages.ts";
-import { changeRole, listUsers, removeUser } from "./users.ts";
+import { changeRole, listUsers, ownSessionId, removeUser, resetPassword } from "./users.ts";
 
 const roleSchema = z.enum(ROLES);
 
@@ -91,6 +91,58 @@ export function userPages(deps: AppDeps) {
     }
     if (!message) return seeOther(c, "/users");
     return c.html(await page(user, { rowError: { id, message } }), status);
+  });
+
+  app.post("/users/:id/password", async (c) => {
+    const user = currentUser(c);
+    const id = c.req.param("id");
+    const parsed = newUserSchema.shape.password.safeParse(
+      field(await formBody(c), "password") ?? "",
+    );
+    let message: string | undefined;
+    let status: 200 | 400 | 404 = 200;
+    let email: string | undefined;
+    if (!parsed.success) {
+      message = parsed.error.issues[0].message;
+      status = 400;
+    } else {
+      try {
+        const reset = await resetPassword(deps.db, {
+          userId: id,
+          password: parsed.data,
+          keepSessionId: ownSessionId(c, id),
+        });
+        email = reset.user.email;
+        await audit(c, deps, {
+          action: "USER_UPDATE",
+          entityType: "User",
+          entityId: reset.user.id,
+          outcome: "success",
+          details: { passwordChanged: true, sessionsEnded: reset.sessionsEnded },
+        });
+      } catch (error) {
+        const refused = refusal(error);
+        if (!refused) throw error;
+        message = refused.message;
+        status = 404;
+      }
+    }
+    const notice = message ? undefined : "Password set; their sessions were signed out.";
+    if (fromHtmx(c) && c.req.header("hx-target") === `user-${id}`) {
+      const row = (await listUsers(deps.db)).find((entry) => entry.id === id);
+      return row
+        ? c.html(
+          <UserItem row={row} me={user} error={message} notice={notice} passwordOpen={!!message} />,
+          status,
+        )
+        : c.html("");
+    }
+    if (message) {
+      return c.html(await page(user, { rowError: { id, message, passwordOpen: true } }), status);
+    }
+    return c.html(
+      await page(user, { notice: `Password set for ${email}; their sessions were signed out.` }),
+    );
   });
 
   app.post("/users/:id/delete", async (c) => {

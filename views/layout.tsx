@@ -10,7 +10,7 @@ type LayoutProps = {
   title: string;
   user?: SessionUser | null;
   /** Which navigation entry is current. */
-  active?: "sources" | "tokens" | "users" | "audit";
+  active?: "sources" | "tokens" | "users" | "audit" | "account";
   children: Child;
 };
 
@@ -62,7 +62,14 @@ export function Layout(props: LayoutProps) {
             {user && (
               <div class="whoami">
                 <span class="who">
-                  <span class="user-email">{user.email}</span>
+                  <a
+                    class="user-email"
+                    href="/account"
+                    title="Your account"
+                    aria-current={props.active === "account" ? "page" : undefined}
+                  >
+                    {user.email}
+                  </a>
                   <span class="role">{user.role === "ADMIN" ? "Administrator" : "User"}</span>
                 </span>
                 <form method="post" action="/logout" hx-boost="false">

@@ -1,4 +1,4 @@
-/** Users, for administrators: create, change role, remove; refusals shown on the row. */
+/** Users, for administrators: create, change role, set password, remove; refusals on the row. */
 import { ROLES } from "../db/schema.ts";
 import type { SessionUser } from "../routes/_env.ts";
 import { formatDate } from "./_format.ts";
@@ -6,8 +6,20 @@ import { Layout, PageHead } from "./layout.tsx";
 
 export type UserRow = { id: string; email: string; role: (typeof ROLES)[number]; createdAt: Date };
 
-/** One user's row; re-rendered alone after a role change, with the refusal if there was one. */
-export function UserItem(props: { row: UserRow; me: SessionUser; error?: string }) {
+/**
+ * One user's row; re-rendered alone after a role or password change, with the refusal or
+ * the confirmation if there was one.
+ */
+export function UserItem(
+  props: {
+    row: UserRow;
+    me: SessionUser;
+    error?: string;
+    notice?: string;
+    /** Keep "Set password" open: the error is about the password typed there. */
+    passwordOpen?: boolean;
+  },
+) {
   const { row, me } = props;
   const errorId = `user-${row.id}-error`;
   return (
@@ -16,6 +28,7 @@ export function UserItem(props: { row: UserRow; me: SessionUser; error?: string 
         {row.email}
         {row.id === me.id && <span class="muted small">&nbsp;(you)</span>}
         {props.error && <p class="field-error small" id={errorId} role="alert">{props.error}</p>}
+        {props.notice && <p class="muted small" role="status">{props.notice}</p>}
       </td>
       <td>
         <form
@@ -45,6 +58,38 @@ export function UserItem(props: { row: UserRow; me: SessionUser; error?: string 
         </form>
       </td>
       <td>{formatDate(row.createdAt)}</td>
+      <td>
+        {row.id === me.id
+          ? <a href="/account" class="small">Change on your account page</a>
+          : (
+            <details class="set-password" open={props.passwordOpen ? true : undefined}>
+              <summary class="small">Set password</summary>
+              <form
+                method="post"
+                action={`/users/${row.id}/password`}
+                class="inline-form"
+                novalidate
+                hx-post={`/users/${row.id}/password`}
+                hx-target="closest tr"
+                hx-swap="outerHTML"
+              >
+                <label>
+                  <span class="visually-hidden">New password for {row.email}</span>
+                  <input
+                    type="password"
+                    name="password"
+                    autocomplete="new-password"
+                    minlength={8}
+                    maxlength={1024}
+                    required
+                    aria-describedby={props.error ? errorId : undefined}
+                  />
+                </label>
+                <button type="submit" class="small">Set</button>
+              </form>
+            </details>
+          )}
+      </td>
       <td class="actions-cell">
         {row.id !== me.id && (
           <form
@@ -72,7 +117,9 @@ export function UsersPage(
     /** Values and errors of the "new user" form. */
     form?: { email: string; role: string; errors: Record<string, string> };
     /** A refusal for one row (no-JavaScript path), by user id. */
-    rowError?: { id: string; message: string };
+    rowError?: { id: string; message: string; passwordOpen?: boolean };
+    /** A confirmation for one row (no-JavaScript path), by user id. */
+    rowNotice?: { id: string; message: string };
     notice?: string;
   },
 ) {
@@ -91,6 +138,7 @@ export function UsersPage(
                 <th scope="col">Email</th>
                 <th scope="col">Role</th>
                 <th scope="col">Created</th>
+                <th scope="col">Password</th>
                 <th scope="col">
                   <span class="visually-hidden">Actions</span>
                 </th>
@@ -102,6 +150,8 @@ export function UsersPage(
                   row={row}
                   me={props.user}
                   error={props.rowError?.id === row.id ? props.rowError.message : undefined}
+                  notice={props.rowNotice?.id === row.id ? props.rowNotice.message : undefined}
+                  passwordOpen={props.rowError?.id === row.id && props.rowError.passwordOpen}
                 />
               ))}
             </tbody>

@@ -76,7 +76,7 @@ type Row = {
   label?: string;
   prepare?: () => Promise<Record<string, string>>;
   json?: (actor: Actor) => unknown;
-  form?: Record<string, string>;
+  form?: Record<string, string> | ((actor: Actor) => Record<string, string>);
   /** anonymous, owner, other, admin, revoked, expired */
   expect: [number, number, number, number, number, number];
 };
@@ -306,7 +306,21 @@ const rows: Row[] = [
     form: { name: "page token" },
     expect: [302, 200, 200, 200, 302, 302],
   },
+  { method: "GET", path: "/account", expect: [302, 200, 200, 200, 302, 302] },
+  {
+    method: "POST",
+    path: "/account/password",
+    form: (actor) => ({ ...samePassword(actor), confirmPassword: `${actor}-password` }),
+    expect: [302, 200, 200, 200, 302, 302],
+  },
   { method: "GET", path: "/users", expect: [302, 403, 403, 200, 302, 302] },
+  {
+    method: "POST",
+    path: "/users/:id/password",
+    prepare: spareUser,
+    form: { password: "spare-new-password" },
+    expect: [302, 403, 403, 200, 302, 302],
+  },
   { method: "GET", path: "/audit", expect: [302, 403, 403, 200, 302, 302] },
 ];
 
@@ -325,12 +339,13 @@ describe("authorization matrix", () => {
           row.path === "/api/auth/logout" && (actor === "owner" || actor === "admin")
             ? { cookie: await t.login(`${actor}@example.com`, `${actor}-password`) }
             : credentials[actor];
+        const form = typeof row.form === "function" ? row.form(actor) : row.form;
         const reply = await t.call(row.method, path, {
           ...credential,
           json: row.json?.(actor),
-          body: row.form ? new URLSearchParams(row.form).toString() : undefined,
+          body: form ? new URLSearchParams(form).toString() : undefined,
           // Pages are posted by a browser, which always says where the form came from.
-          headers: row.form
+          headers: form
             ? { "content-type": "application/x-www-form-urlencoded", origin: "http://localhost" }
             : path.startsWith("/api/")
             ? undefined

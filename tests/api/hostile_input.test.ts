@@ -274,6 +274,8 @@ describe("hostile forms", () => {
     "/data-sources/:id/sync/schedule",
     "/tokens",
     "/users",
+    "/users/:id/password",
+    "/account/password",
     "/login",
   ];
   const fieldNames = fc.oneof(
@@ -284,6 +286,9 @@ describe("hostile forms", () => {
       "host",
       "port",
       "password",
+      "currentPassword",
+      "newPassword",
+      "confirmPassword",
       "configuration.filePath",
       "configuration.endpoint",
       "configuration.headers.0.name",

@@ -12,6 +12,7 @@ import { connectionTests, dataSources, schemaSnapshots } from "../../db/schema.t
 import { newId } from "../../db/ids.ts";
 import { eq } from "drizzle-orm";
 import { type Reply, startTestApp, type TestApp } from "../helpers/app.ts";
+import { recordSecrets } from "../helpers/secret_scan.ts";
 
 const API_KEY = "rest-key-7d1f0c2e";
 const PG_PASSWORD = "pg-pass-91b3c7a2";
@@ -951,6 +952,151 @@ describe("tokens, users and audit pages", () => {
     expect(future.text).toContain("No audit entries match");
     const bad = await get("/audit?from=yesterday&page=x");
     expect(bad.status).toBe(200);
+  });
+});
+
+describe("account page", () => {
+  const OLD = "acct-old-pw-5b1e";
+  const NEW = "acct-new-pw-8c2d";
+  const RESET = "acct-reset-pw-3f9a";
+
+  function change(cookie: string, fields: Record<string, string>, htmx?: string) {
+    recordSecrets(Object.values(fields));
+    return post("/account/password", fields, { cookie, htmx });
+  }
+
+  it("is linked from the signed-in user's email in every page's header", async () => {
+    const list = await get("/data-sources");
+    expect(list.text).toMatch(/<a class="user-email" href="\/account"[^>]*>admin@example.com<\/a>/);
+    const page = await get("/account");
+    expect(page.status).toBe(200);
+    expect(page.text).toContain("Signed in as <strong>admin@example.com</strong>");
+    expect(page.text).toMatch(/<a class="user-email" href="\/account"[^>]*aria-current="page"/);
+    expect(page.text).toContain(
+      '<form id="password-form" method="post" action="/account/password"',
+    );
+    for (const name of ["currentPassword", "newPassword", "confirmPassword"]) {
+      expect(input(page.text, name)).toContain('type="password"');
+    }
+  });
+
+  it("renders each error next to its field, without echoing a password, and changes nothing", async () => {
+    recordSecrets([OLD]);
+    await t.user("account@example.com", OLD);
+    const cookie = await t.login("account@example.com", OLD);
+    const short = await change(cookie, {
+      currentPassword: OLD,
+      newPassword: "short",
+      confirmPassword: "short",
+    });
+    expect(short.status).toBe(400);
+    expect(short.text).toContain("<html");
+    expect(short.text).toMatch(
+      /id="newPassword-error"[^>]*>Password must be at least 8 characters/,
+    );
+    expect(input(short.text, "newPassword")).toContain('aria-invalid="true"');
+
+    const differ = await change(cookie, {
+      currentPassword: OLD,
+      newPassword: NEW,
+      confirmPassword: `${NEW}x`,
+    });
+    expect(differ.status).toBe(400);
+    expect(differ.text).toContain("The two new passwords differ");
+
+    const wrong = await change(cookie, {
+      currentPassword: "not-my-password-1",
+      newPassword: NEW,
+      confirmPassword: NEW,
+    }, "password-form");
+    // htmx gets the form alone, as 200 (htmx swaps only successful answers).
+    expect(wrong.status).toBe(200);
+    expect(wrong.text.startsWith('<form id="password-form"')).toBe(true);
+    expect(wrong.text).toMatch(/id="currentPassword-error"[^>]*>Current password is incorrect/);
+    for (const reply of [short, differ, wrong]) {
+      expect(reply.text).not.toContain(OLD);
+      expect(reply.text).not.toContain(NEW);
+    }
+    expect(
+      (await t.call("POST", "/api/auth/login", {
+        json: { email: "account@example.com", password: OLD },
+      })).status,
+    ).toBe(200);
+  });
+
+  it("changes the password, keeps this session and signs the others out", async () => {
+    const cookie = await t.login("account@example.com", OLD);
+    const other = await t.login("account@example.com", OLD);
+    const changed = await change(cookie, {
+      currentPassword: OLD,
+      newPassword: NEW,
+      confirmPassword: NEW,
+    }, "password-form");
+    expect(changed.status).toBe(200);
+    expect(changed.text.startsWith('<form id="password-form"')).toBe(true);
+    expect(changed.text).toMatch(/role="status">Password changed\. Other sessions signed out: \d+/);
+    expect(changed.text).not.toContain(NEW);
+    expect((await get("/account", { cookie })).status).toBe(200);
+    expect((await get("/account", { cookie: other })).status).toBe(302);
+    const login = (password: string) =>
+      t.call("POST", "/api/auth/login", { json: { email: "account@example.com", password } });
+    expect((await login(OLD)).status).toBe(401);
+    expect((await login(NEW)).status).toBe(200);
+
+    // Without JavaScript: the whole page with the notice.
+    const again = await change(cookie, {
+      currentPassword: NEW,
+      newPassword: OLD,
+      confirmPassword: OLD,
+    });
+    expect(again.status).toBe(200);
+    expect(again.text).toContain("<html");
+    expect(again.text).toContain("Password changed.");
+  });
+
+  it("lets an administrator set a user's password from /users, ending their sessions", async () => {
+    recordSecrets([RESET]);
+    const target = await t.user("reset-me@example.com", OLD);
+    const cookie = await t.login("reset-me@example.com", OLD);
+    const users = await get("/users");
+    expect(users.text).toContain(`action="/users/${target.id}/password"`);
+    // Your own password is changed on /account, where the current one is asked for.
+    expect(users.text).not.toContain(`action="/users/${adminId}/password"`);
+    expect(users.text).toContain('<a href="/account" class="small">');
+
+    const short = await post(`/users/${target.id}/password`, { password: "short" }, {
+      htmx: `user-${target.id}`,
+    });
+    expect(short.status).toBe(200);
+    expect(short.text.startsWith(`<tr id="user-${target.id}"`)).toBe(true);
+    expect(short.text).toContain("Password must be at least 8 characters");
+    expect(short.text).toMatch(/<details class="set-password" open/);
+    expect((await get("/account", { cookie })).status).toBe(200);
+
+    const set = await post(`/users/${target.id}/password`, { password: RESET }, {
+      htmx: `user-${target.id}`,
+    });
+    expect(set.status).toBe(200);
+    expect(set.text.startsWith(`<tr id="user-${target.id}"`)).toBe(true);
+    expect(set.text).toContain("Password set; their sessions were signed out.");
+    expect(set.text).not.toContain(RESET);
+    expect((await get("/account", { cookie })).status).toBe(302);
+    expect(
+      (await t.call("POST", "/api/auth/login", {
+        json: { email: "reset-me@example.com", password: RESET },
+      })).status,
+    ).toBe(200);
+
+    const plain = await post(`/users/${target.id}/password`, { password: OLD });
+    expect(plain.status).toBe(200);
+    expect(plain.text).toContain("Password set for reset-me@example.com");
+    const unknown = await post("/users/aaaaaaaaaaaaaaaaaaaaaaaa/password", { password: RESET });
+    expect(unknown.status).toBe(404);
+    const audit = await t.call("GET", `/api/audit-logs?entityId=${target.id}&action=USER_UPDATE`, {
+      cookie: admin,
+    });
+    expect(audit.body).toHaveLength(2);
+    expect(audit.body[0].metadata).toMatchObject({ passwordChanged: true });
   });
 });
 

@@ -121,9 +121,35 @@ function recordTestMetrics(type: DataSourceType, result: TestResult, ms: number)
   );
 }
 
+/** Failures that say the source could not be reached, rather than that a setting is wrong. */
+const UNREACHABLE: ReadonlySet<string> = new Set([
+  "HOST_NOT_FOUND",
+  "CONNECTION_REFUSED",
+  "TIMEOUT",
+]);
+
+/**
+ * A source's status after a test: CONNECTED when it succeeded; DISCONNECTED when a source
+ * that was connected can no longer be reached (its settings are not the suspect, and the
+ * health checks keep trying it); ERROR for every other failure. A test the circuit breaker
+ * did not let through (`tried: false`) says nothing new: a DISCONNECTED source stays so.
+ */
+export function statusAfterTest(
+  result: TestResult,
+  options: { before: DataSource["status"]; tried: boolean },
+): "CONNECTED" | "DISCONNECTED" | "ERROR" {
+  const { before, tried } = options;
+  if (result.success) return "CONNECTED";
+  if (!tried) return before === "DISCONNECTED" ? "DISCONNECTED" : "ERROR";
+  const wasConnected = before === "CONNECTED" || before === "DISCONNECTED";
+  return wasConnected && result.error && UNREACHABLE.has(result.error.code)
+    ? "DISCONNECTED"
+    : "ERROR";
+}
+
 /**
  * Tests a stored source and records the outcome: status TESTING while it runs, then
- * CONNECTED or ERROR, lastConnectionTest, connectionError, the moving average of response
+ * CONNECTED, DISCONNECTED or ERROR (statusAfterTest), lastConnectionTest, connectionError, the moving average of response
  * times, and a row in the recent-tests history.
  */
 export async function testSource(
@@ -135,6 +161,7 @@ export async function testSource(
   await deps.db.update(dataSources).set({ status: "TESTING" }).where(eq(dataSources.id, source.id));
   const started = performance.now();
   let result: TestResult;
+  let tried = true;
   try {
     const settings = await settingsOf(deps, source);
     const outcome = await throughBreaker(
@@ -142,6 +169,7 @@ export async function testSource(
       () => connector.test(settings, deps.connectorContext),
       (value) => !value.success,
     );
+    tried = !outcome.open;
     result = outcome.open ? circuitOpenResult(source) : outcome.value;
   } catch (error) {
     // A bug of ours or an unreadable secret: still a recorded, classified failure.
@@ -165,7 +193,7 @@ export async function testSource(
       : source.avgResponseTime * (1 - AVERAGE_WEIGHT) + result.responseTime * AVERAGE_WEIGHT
     : source.avgResponseTime;
   await deps.db.update(dataSources).set({
-    status: result.success ? "CONNECTED" : "ERROR",
+    status: statusAfterTest(result, { before: source.status, tried }),
     lastConnectionTest: now,
     connectionError: result.success ? null : result.error?.message ?? result.message,
     avgResponseTime: average,

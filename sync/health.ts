@@ -1,9 +1,9 @@
 /**
  * Scheduled health checks: every 30 s each CONNECTED source gets one connection test,
  * across all instances (one job per source and 30-second slot, deduplicated by the
- * database). A source a health check found broken is tried again with exponential backoff
- * (30 s, 1 min, 2 min, ... up to 30 min) until it answers; one a user's own test found
- * broken waits for the user.
+ * database). A DISCONNECTED source (connected before, now unreachable), and one a health
+ * check put in ERROR, are tried again with exponential backoff (30 s, 1 min, 2 min, ... up
+ * to 30 min) until they answer; one a user's own test found broken waits for the user.
  */
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { type OperationDeps, testSource } from "../connectors/operations.ts";
@@ -22,10 +22,16 @@ export function healthBackoffMs(failures: number, intervalMs = HEALTH_INTERVAL_M
   return Math.min(intervalMs * 2 ** (failures - 1), MAX_HEALTH_BACKOFF_MS);
 }
 
-/** Sources in ERROR that a health check (not a user) put there, due for another try. */
+/**
+ * Sources due for another try: DISCONNECTED ones, and those in ERROR that a health check
+ * (not a user) put there.
+ */
 async function brokenSourcesDue(db: Db, now: number, intervalMs: number): Promise<string[]> {
-  const broken = await db.select({ id: dataSources.id, lastTest: dataSources.lastConnectionTest })
-    .from(dataSources).where(eq(dataSources.status, "ERROR"));
+  const broken = await db.select({
+    id: dataSources.id,
+    status: dataSources.status,
+    lastTest: dataSources.lastConnectionTest,
+  }).from(dataSources).where(inArray(dataSources.status, ["ERROR", "DISCONNECTED"]));
   const due: string[] = [];
   for (const source of broken) {
     const recent = await db.select({
@@ -33,7 +39,8 @@ async function brokenSourcesDue(db: Db, now: number, intervalMs: number): Promis
       trigger: connectionTests.trigger,
     }).from(connectionTests).where(eq(connectionTests.dataSourceId, source.id))
       .orderBy(desc(connectionTests.testedAt)).limit(12);
-    if (recent[0]?.trigger !== "health" || recent[0].success) continue;
+    if (!recent[0] || recent[0].success) continue;
+    if (source.status === "ERROR" && recent[0].trigger !== "health") continue;
     let failures = 0;
     while (failures < recent.length && !recent[failures].success) failures++;
     const last = source.lastTest?.getTime() ?? 0;
@@ -80,7 +87,7 @@ export async function runHealthCheck(
   const [source] = await deps.db.select().from(dataSources)
     .where(and(
       eq(dataSources.id, job.dataSourceId),
-      inArray(dataSources.status, ["CONNECTED", "ERROR"]),
+      inArray(dataSources.status, ["CONNECTED", "DISCONNECTED", "ERROR"]),
     ));
   // Deleted, being edited (CONFIGURING) or tested by a user right now: nothing to check.
   if (!source) return { status: "succeeded" };

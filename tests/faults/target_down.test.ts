@@ -174,14 +174,16 @@ describe.each<StopMode>(["fast", "immediate"])("the source's PostgreSQL stopped 
     expect(await count("items")).toBe(2000);
     expect(await stagingTables()).toEqual([]);
 
-    // The rest of the app answers as usual, and shows the source as broken.
+    // The rest of the app answers as usual, and shows the source as unreachable.
     const health = await app.t.call("GET", "/api/health");
     expect(health.status).toBe(200);
     expect(health.body.database.ok).toBe(true);
     const list = await app.t.call("GET", "/api/data-sources", { cookie: app.cookie });
     expect(list.status).toBe(200);
     const listed = list.body.find((row: any) => row.id === sourceId);
-    expect(listed.status).toBe("ERROR");
+    // It worked before and now cannot be reached: DISCONNECTED (not ERROR, which would point
+    // at its settings).
+    expect(listed.status).toBe("DISCONNECTED");
     expect(listed.connectionError).toBeTruthy();
     const logs = await app.t.call("GET", `/api/data-sources/${sourceId}/sync-logs`, {
       cookie: app.cookie,

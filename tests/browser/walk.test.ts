@@ -506,6 +506,42 @@ describe("an administrator's first walk through the app", () => {
     await shoot("13-users");
   });
 
+  it("sets a user's password on its row, and changes your own on /account, in place", async () => {
+    const analystRow = page.locator("#user-rows tr", { hasText: "analyst@example.com" });
+    await analystRow.getByText("Set password").click();
+    await analystRow.locator("input[name=password]").fill("analyst-reset-password");
+    await analystRow.getByRole("button", { name: "Set" }).click();
+    await page.locator("#user-rows [role=status]", { hasText: "Password set" }).waitFor();
+
+    await page.locator(".user-email").click();
+    await heading("Account");
+    const form = page.locator("#password-form");
+    await form.getByLabel("Current password").fill("not-the-walk-password");
+    await form.getByLabel("New password", { exact: true }).fill("walk-admin-changed-password");
+    await form.getByLabel("New password again").fill("walk-admin-changed-password");
+    await form.getByRole("button", { name: "Change password" }).click();
+    await form.getByText("Current password is incorrect").waitFor();
+    // The form came back in place, empty: no password is rendered into a page.
+    expect(new URL(page.url()).pathname).toBe("/account");
+    await expect(form.getByLabel("New password", { exact: true }).inputValue()).resolves.toBe("");
+    await shoot("14-account-error");
+
+    // Changed, and back, so the rest of the walk signs in as before.
+    for (
+      const [current, next] of [
+        [ADMIN.password, "walk-admin-changed-password"],
+        ["walk-admin-changed-password", ADMIN.password],
+      ]
+    ) {
+      await form.getByLabel("Current password").fill(current);
+      await form.getByLabel("New password", { exact: true }).fill(next);
+      await form.getByLabel("New password again").fill(next);
+      await form.getByRole("button", { name: "Change password" }).click();
+      await form.locator("[role=status]", { hasText: "Password changed." }).waitFor();
+      await form.locator("[role=status]").evaluate("(node) => node.remove()");
+    }
+  });
+
   it("filters the audit log by action", async () => {
     await page.getByRole("link", { name: "Audit log" }).click();
     await heading("Audit log");

@@ -162,6 +162,18 @@ export function testDemoApi(deps: AppDeps) {
     await takeTestToken(deps, user);
     const { password, ...config } = deps.demo;
     const result = await testSettings(deps, "POSTGRESQL", { config, secrets: { password } });
+    await audit(c, deps, {
+      action: "DATA_SOURCE_CONNECTION_TEST",
+      entityType: "DataSource",
+      entityId: null,
+      outcome: result.success ? "success" : "failure",
+      details: {
+        type: "POSTGRESQL",
+        demo: true,
+        responseTime: result.responseTime,
+        ...(result.error ? { errorCode: result.error.code } : {}),
+      },
+    });
     return c.json({
       success: result.success,
       message: result.success ? "Demo database connection successful" : result.message,

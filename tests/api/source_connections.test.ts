@@ -417,6 +417,21 @@ describe("POST /api/test-demo", () => {
         version: expect.any(String),
       },
     });
+    const audit = await t.call(
+      "GET",
+      "/api/audit-logs?action=DATA_SOURCE_CONNECTION_TEST",
+      { cookie: admin },
+    );
+    const entries = audit.body.rows ?? audit.body;
+    const demo = entries.find((entry: any) => entry.metadata?.demo === true);
+    expect(demo).toMatchObject({
+      metadata: {
+        outcome: "success",
+        type: "POSTGRESQL",
+        demo: true,
+        responseTime: expect.any(Number),
+      },
+    });
   });
 });
 

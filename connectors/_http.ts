@@ -58,7 +58,7 @@ export type HttpOutcome =
   | { ok: false; error: ConnectorError; stages: Stage[] };
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-const STAGE_ORDER: StageName[] = ["resolve", "connect", "tls", "response"];
+const STAGE_ORDER: StageName[] = ["resolve", "connect", "tls", "query"];
 
 /** Adds the stages of one hop to those of earlier hops (a stage fails if it failed once). */
 function mergeStages(into: Stage[], more: Stage[]): Stage[] {
@@ -208,7 +208,7 @@ function networkError(
 function timeoutError(stage: StageName, url: URL, timeoutMs: number): ConnectorError {
   return {
     code: "TIMEOUT",
-    message: stage === "response"
+    message: stage === "query"
       ? `${url.host} did not answer within ${timeoutMs} ms`
       : `Connecting to ${url.host} took longer than ${timeoutMs} ms`,
     hint: "Check that the endpoint is reachable and responsive, or raise the timeout",
@@ -307,7 +307,7 @@ export function requestPinned(
         stages.push({ name: "tls", ok: securedAt !== undefined || ok, ms: tlsEnd - connectedAt });
         if (securedAt === undefined) return stages;
       }
-      stages.push({ name: "response", ok, ms: now - (securedAt ?? connectedAt) });
+      stages.push({ name: "query", ok, ms: now - (securedAt ?? connectedAt) });
       return stages;
     };
 
@@ -343,7 +343,7 @@ export function requestPinned(
       ca: options.ca,
       agent: false,
     }, (response) => {
-      stage = "response";
+      stage = "query";
       const declared = Number(response.headers["content-length"]);
       if (
         Number.isFinite(declared) && declared > maxBytes && !response.headers["content-encoding"]
@@ -374,9 +374,9 @@ export function requestPinned(
             hint: "The server's response is corrupt; check the endpoint",
             field: "endpoint",
           });
-        } else fail(networkError(error, "response", url));
+        } else fail(networkError(error, "query", url));
       });
-      response.on("aborted", () => fail(networkError({ code: "ECONNRESET" }, "response", url)));
+      response.on("aborted", () => fail(networkError({ code: "ECONNRESET" }, "query", url)));
       stream.on("end", () => {
         const all = new Uint8Array(size);
         let offset = 0;
@@ -396,12 +396,12 @@ export function requestPinned(
     request.on("socket", (socket) => {
       socket.once("connect", () => {
         connectedAt = performance.now();
-        stage = secure ? "tls" : "response";
+        stage = secure ? "tls" : "query";
       });
       if (secure) {
         socket.once("secureConnect", () => {
           securedAt = performance.now();
-          stage = "response";
+          stage = "query";
         });
       }
     });

@@ -138,7 +138,7 @@ type Execution =
 type GraphQLErrorJson = { message?: unknown; extensions?: { code?: unknown } };
 
 function failResponseStage(stages: Stage[]): Stage[] {
-  return stages.map((stage) => stage.name === "response" ? { ...stage, ok: false } : stage);
+  return stages.map((stage) => stage.name === "query" ? { ...stage, ok: false } : stage);
 }
 
 /** The server's own errors: AUTH/PERMISSION by their conventional codes, else INVALID_RESPONSE. */

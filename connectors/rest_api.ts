@@ -408,9 +408,7 @@ async function fetchPage(
   const failResponse = (error: ConnectorError) => ({
     ok: false as const,
     error: clean(error),
-    stages: reply.stages.map((stage) =>
-      stage.name === "response" ? { ...stage, ok: false } : stage
-    ),
+    stages: reply.stages.map((stage) => stage.name === "query" ? { ...stage, ok: false } : stage),
   });
   const statusProblem = statusError(reply.status, {
     url: reply.url,

@@ -44,8 +44,7 @@ export type StageName =
   | "connect"
   | "tls"
   | "authenticate"
-  | "query"
-  | "response";
+  | "query";
 
 export type Stage = {
   name: StageName;

@@ -257,7 +257,7 @@ describe("guarded HTTP requests", () => {
     if (!outcome.ok) return;
     expect(new TextDecoder().decode(outcome.body)).toBe(`host=pinned.test:${server.port}`);
     expect(server.seen.at(-1)?.remote).toBe("127.0.0.1");
-    expect(outcome.stages.map((stage) => stage.name)).toEqual(["connect", "response"]);
+    expect(outcome.stages.map((stage) => stage.name)).toEqual(["connect", "query"]);
   });
 
   it("verifies TLS against the configured name while connecting to the pinned address", async () => {
@@ -278,7 +278,7 @@ describe("guarded HTTP requests", () => {
       expect(trusted.stages.map((stage) => [stage.name, stage.ok])).toEqual([
         ["connect", true],
         ["tls", true],
-        ["response", true],
+        ["query", true],
       ]);
     }
     const untrusted = await requestPinned(checked, { call, timeoutMs: 5_000, maxBytes: 1024 });
@@ -423,7 +423,7 @@ describe("guarded HTTP requests", () => {
       expect(outcome.ok).toBe(false);
       if (!outcome.ok) {
         expect(outcome.error.code).toBe("TIMEOUT");
-        expect(outcome.stages.find((stage) => stage.name === "response")?.ok).toBe(false);
+        expect(outcome.stages.find((stage) => stage.name === "query")?.ok).toBe(false);
       }
     } finally {
       silent.close();

@@ -23,7 +23,6 @@ const stageLabels: Record<StageName, string> = {
   tls: "TLS handshake",
   authenticate: "Authenticate",
   query: "Query",
-  response: "Response",
 };
 
 function Stages(props: { result: TestResult }) {

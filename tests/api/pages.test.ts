@@ -568,7 +568,7 @@ describe("connection test from the pages", () => {
     expect(reply.text).not.toContain("<html");
     expect(reply.text).toContain('data-outcome="success"');
     expect(reply.text).toMatch(/data-stage="connect"/);
-    expect(reply.text).toMatch(/data-stage="response"/);
+    expect(reply.text).toMatch(/data-stage="query"/);
     expect(reply.text).toMatch(/\d+ ms/);
     expect(reply.text).not.toContain(API_KEY);
     const rows = await t.deps.db.select().from(dataSources).where(eq(dataSources.name, "Typed"));

@@ -214,7 +214,7 @@ describe("GraphQL connection tests", () => {
   it("succeeds with a minimal query, timed stages and the root type", async () => {
     const result = await graphql.test(source(secured()), ctx);
     expect(result.success, JSON.stringify(result.error)).toBe(true);
-    expect(result.stages.map((stage) => stage.name)).toEqual(["resolve", "connect", "response"]);
+    expect(result.stages.map((stage) => stage.name)).toEqual(["resolve", "connect", "query"]);
     expect(result.serverInfo).toEqual({ status: 200, queryType: "Query" });
   });
 

@@ -198,10 +198,10 @@ const paged = (): Raw => ({
 });
 
 describe("REST API connection tests", () => {
-  it("succeeds with resolve, connect and response stages and the status", async () => {
+  it("succeeds with resolve, connect and query stages and the status", async () => {
     const result = await restApi.test(source(paged()), ctx);
     expect(result.success, JSON.stringify(result.error)).toBe(true);
-    expect(result.stages.map((stage) => stage.name)).toEqual(["resolve", "connect", "response"]);
+    expect(result.stages.map((stage) => stage.name)).toEqual(["resolve", "connect", "query"]);
     expect(result.serverInfo).toMatchObject({ status: 200, recordsOnFirstPage: 3 });
   });
 
@@ -282,7 +282,7 @@ describe("REST API connection tests", () => {
     expect(result.success).toBe(false);
     expect(result.error?.code).toBe(code);
     expect(result.error?.message).toMatch(message);
-    expect(result.stages.find((stage) => stage.name === "response")?.ok).toBe(false);
+    expect(result.stages.find((stage) => stage.name === "query")?.ok).toBe(false);
   });
 
   it("suggests where the records are when the path is wrong", async () => {

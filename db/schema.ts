@@ -72,6 +72,8 @@ export const apiTokens = pgTable("api_tokens", {
   tokenHash: text("token_hash").notNull().unique(),
   createdAt: createdAt(),
   lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+  /** After this the token no longer authenticates; null: it never expires. */
+  expiresAt: timestamp("expires_at", { withTimezone: true }),
 }, (t) => [index("api_tokens_user_idx").on(t.userId)]);
 
 export const dataSources = pgTable("data_sources", {

@@ -89,6 +89,7 @@ async function validateApiToken(
     .select({
       tokenId: apiTokens.id,
       lastUsedAt: apiTokens.lastUsedAt,
+      expiresAt: apiTokens.expiresAt,
       id: users.id,
       email: users.email,
       role: users.role,
@@ -98,6 +99,7 @@ async function validateApiToken(
     .where(eq(apiTokens.tokenHash, hashToken(token)));
   if (!row) return null;
   const now = new Date();
+  if (row.expiresAt && row.expiresAt.getTime() <= now.getTime()) return null;
   if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > TOKEN_TOUCH_MS) {
     await db.update(apiTokens).set({ lastUsedAt: now }).where(
       and(

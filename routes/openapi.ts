@@ -139,9 +139,13 @@ export function openApiDocument(): JsonSchema {
         },
       },
       "/api/tokens": {
-        get: { summary: "Your API tokens", responses: { 200: ok("Tokens, without values") } },
+        get: {
+          summary: "Your API tokens",
+          responses: { 200: ok("Tokens (id, name, createdAt, lastUsedAt, expiresAt), no values") },
+        },
         post: {
-          summary: "Create an API token (its value is shown once)",
+          summary: "Create an API token (its value is shown once); it expires after " +
+            "`expiresInDays` (90 by default, null for never)",
           requestBody: body("CreateToken"),
           responses: { 201: ok("The token with its value"), 400: errorResponse },
         },

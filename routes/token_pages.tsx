@@ -6,7 +6,13 @@ import { currentUser } from "./_auth.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
 import { notFound } from "./_errors.ts";
 import { field, formBody, fromHtmx, pageBodyLimit, seeOther } from "./_pages.ts";
-import { createApiToken, createTokenSchema, listApiTokens, revokeApiToken } from "./tokens.ts";
+import {
+  createApiToken,
+  createTokenSchema,
+  DEFAULT_TOKEN_DAYS,
+  listApiTokens,
+  revokeApiToken,
+} from "./tokens.ts";
 
 export function tokenPages(deps: AppDeps) {
   const app = new Hono<AppEnv>();
@@ -20,8 +26,13 @@ export function tokenPages(deps: AppDeps) {
 
   app.post("/tokens", async (c) => {
     const user = currentUser(c);
-    const name = field(await formBody(c), "name") ?? "";
-    const parsed = createTokenSchema.safeParse({ name });
+    const body = await formBody(c);
+    const name = field(body, "name") ?? "";
+    const expires = field(body, "expires") ?? String(DEFAULT_TOKEN_DAYS);
+    const parsed = createTokenSchema.safeParse({
+      name,
+      expiresInDays: expires === "never" ? null : Number(expires),
+    });
     if (!parsed.success) {
       c.header("HX-Push-Url", "false");
       return c.html(
@@ -29,18 +40,19 @@ export function tokenPages(deps: AppDeps) {
           user={user}
           tokens={await listApiTokens(deps, user.id)}
           name={name}
+          expires={expires}
           error={parsed.error.issues[0].message}
         />,
         400,
       );
     }
-    const created = await createApiToken(deps, user.id, parsed.data.name);
+    const created = await createApiToken(deps, user.id, parsed.data);
     await audit(c, deps, {
       action: "TOKEN_CREATE",
       entityType: "ApiToken",
       entityId: created.id,
       outcome: "success",
-      details: { name: created.name },
+      details: { name: created.name, expiresAt: created.expiresAt?.toISOString() ?? null },
     });
     // The one response that carries the token: keep it out of every cache.
     c.header("Cache-Control", "no-store");

@@ -10,15 +10,46 @@ import type { AppDeps, AppEnv } from "./_env.ts";
 import { notFound } from "./_errors.ts";
 import { validate } from "./_validate.ts";
 
+/** A token lives this long unless its creator chooses otherwise. */
+export const DEFAULT_TOKEN_DAYS = 90;
+/** The longest lifetime a token can be given, short of never expiring. */
+export const MAX_TOKEN_DAYS = 3650;
+
 export const createTokenSchema = z.object({
   name: z.string().trim().min(1, "Name is required").max(100),
+  expiresInDays: z.number().int("Must be a whole number of days")
+    .min(1, "At least 1 day").max(MAX_TOKEN_DAYS, `At most ${MAX_TOKEN_DAYS} days`)
+    .nullable().optional()
+    .describe(`Days until the token stops working (default ${DEFAULT_TOKEN_DAYS}); null: never`),
 });
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** When a token made now with `expiresInDays` expires; null for never. */
+export function tokenExpiry(expiresInDays: number | null | undefined, now = Date.now()) {
+  if (expiresInDays === null) return null;
+  return new Date(now + (expiresInDays ?? DEFAULT_TOKEN_DAYS) * DAY_MS);
+}
+
 /** Creates a token for a user; returns the only copy of its value. */
-export async function createApiToken(deps: AppDeps, userId: string, name: string) {
+export async function createApiToken(
+  deps: AppDeps,
+  userId: string,
+  input: z.infer<typeof createTokenSchema>,
+) {
   const { token, tokenHash } = newApiToken();
-  const [row] = await deps.db.insert(apiTokens).values({ id: newId(), userId, name, tokenHash })
-    .returning({ id: apiTokens.id, name: apiTokens.name, createdAt: apiTokens.createdAt });
+  const [row] = await deps.db.insert(apiTokens).values({
+    id: newId(),
+    userId,
+    name: input.name,
+    tokenHash,
+    expiresAt: tokenExpiry(input.expiresInDays),
+  }).returning({
+    id: apiTokens.id,
+    name: apiTokens.name,
+    createdAt: apiTokens.createdAt,
+    expiresAt: apiTokens.expiresAt,
+  });
   return { ...row, token };
 }
 
@@ -29,6 +60,7 @@ export function listApiTokens(deps: AppDeps, userId: string) {
       name: apiTokens.name,
       createdAt: apiTokens.createdAt,
       lastUsedAt: apiTokens.lastUsedAt,
+      expiresAt: apiTokens.expiresAt,
     })
     .from(apiTokens)
     .where(eq(apiTokens.userId, userId))
@@ -50,13 +82,13 @@ export function tokensApi(deps: AppDeps) {
 
   app.post("/", validate("json", createTokenSchema), async (c) => {
     const user = currentUser(c);
-    const created = await createApiToken(deps, user.id, c.req.valid("json").name);
+    const created = await createApiToken(deps, user.id, c.req.valid("json"));
     await audit(c, deps, {
       action: "TOKEN_CREATE",
       entityType: "ApiToken",
       entityId: created.id,
       outcome: "success",
-      details: { name: created.name },
+      details: { name: created.name, expiresAt: created.expiresAt?.toISOString() ?? null },
     });
     return c.json(created, 201);
   });

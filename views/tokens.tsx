@@ -1,9 +1,37 @@
 /** API tokens: create one (its value is shown once), list and revoke. */
 import type { SessionUser } from "../routes/_env.ts";
+import { DEFAULT_TOKEN_DAYS } from "../routes/tokens.ts";
 import { formatDate, isoDate } from "./_format.ts";
 import { Layout, PageHead } from "./layout.tsx";
 
-export type TokenRow = { id: string; name: string; createdAt: Date; lastUsedAt: Date | null };
+export type TokenRow = {
+  id: string;
+  name: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  expiresAt: Date | null;
+};
+
+/** The lifetimes the form offers, in days ("never" for none). */
+const LIFETIMES = [
+  { value: "7", label: "7 days" },
+  { value: "30", label: "30 days" },
+  { value: "90", label: "90 days" },
+  { value: "365", label: "1 year" },
+  { value: "never", label: "Never" },
+];
+
+function Expiry(props: { expiresAt: Date | null; now: number }) {
+  const { expiresAt, now } = props;
+  if (!expiresAt) return <span class="muted">Never</span>;
+  const time = <time datetime={isoDate(expiresAt)}>{formatDate(expiresAt)}</time>;
+  if (expiresAt.getTime() > now) return time;
+  return (
+    <>
+      <span class="badge status-error">Expired</span> {time}
+    </>
+  );
+}
 
 export function TokenItem(props: { token: TokenRow }) {
   const { token } = props;
@@ -17,6 +45,9 @@ export function TokenItem(props: { token: TokenRow }) {
         <time datetime={isoDate(token.lastUsedAt)}>
           {token.lastUsedAt ? formatDate(token.lastUsedAt) : "Never"}
         </time>
+      </td>
+      <td>
+        <Expiry expiresAt={token.expiresAt} now={Date.now()} />
       </td>
       <td class="actions-cell">
         <form
@@ -43,9 +74,12 @@ export function TokensPage(
     /** A token just created: the only time its value is shown. */
     created?: { name: string; token: string };
     name?: string;
+    /** The lifetime chosen in the form ("never" or days). */
+    expires?: string;
     error?: string;
   },
 ) {
+  const expires = props.expires ?? String(DEFAULT_TOKEN_DAYS);
   return (
     <Layout title="API tokens" user={props.user} active="tokens">
       <PageHead title="API tokens">
@@ -89,6 +123,16 @@ export function TokensPage(
               aria-describedby={props.error ? "token-name-error" : undefined}
             />
           </label>
+          <label for="token-expires">
+            Expires after
+            <select id="token-expires" name="expires">
+              {LIFETIMES.map((option) => (
+                <option value={option.value} selected={option.value === expires}>
+                  {option.label}
+                </option>
+              ))}
+            </select>
+          </label>
           <button type="submit" class="primary align-end">Create token</button>
         </form>
         {props.error && <small id="token-name-error" class="field-error">{props.error}</small>}
@@ -105,6 +149,7 @@ export function TokensPage(
                     <th scope="col">Name</th>
                     <th scope="col">Created</th>
                     <th scope="col">Last used</th>
+                    <th scope="col">Expires</th>
                     <th scope="col">
                       <span class="visually-hidden">Actions</span>
                     </th>

@@ -866,6 +866,27 @@ describe("tokens, users and audit pages", () => {
     expect((await post(`/tokens/${tokenId}/revoke`, {})).status).toBe(404);
   });
 
+  it("creates tokens with the lifetime chosen in the form", async () => {
+    const form = await get("/tokens");
+    expect(form.text).toMatch(/<option value="90" selected[^>]*>90 days</);
+    const forever = await post("/tokens", { name: "no end", expires: "never" });
+    expect(forever.status).toBe(200);
+    const week = await post("/tokens", { name: "one week", expires: "7" });
+    expect(week.status).toBe(200);
+    const odd = await post("/tokens", { name: "odd", expires: "abc" });
+    expect(odd.status).toBe(400);
+
+    const rows = await t.call("GET", "/api/tokens", { cookie: admin });
+    type Row = { id: string; name: string; expiresAt: string | null };
+    const byName = new Map((rows.body as Row[]).map((row) => [row.name, row]));
+    expect(byName.get("no end")!.expiresAt).toBeNull();
+    const weekEnd = Date.parse(byName.get("one week")!.expiresAt!);
+    expect(weekEnd - Date.now()).toBeGreaterThan(6 * 24 * 3600_000);
+    expect(weekEnd - Date.now()).toBeLessThanOrEqual(7 * 24 * 3600_000);
+    expect(byName.has("odd")).toBe(false);
+    for (const row of rows.body as Row[]) await post(`/tokens/${row.id}/revoke`, {});
+  });
+
   it("creates users, refuses a duplicate, and shows the last-admin refusal on its row", async () => {
     const invalid = await post("/users", { email: "nope", password: "short", role: "USER" });
     expect(invalid.status).toBe(400);

@@ -1,4 +1,5 @@
 // deno-lint-ignore-file no-explicit-any
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiTokens } from "../../db/schema.ts";
 import { startTestApp, type TestApp } from "../helpers/app.ts";
@@ -45,6 +46,51 @@ describe("API tokens", () => {
     expect((await t.call("DELETE", `/api/tokens/${id}`, { token })).status).toBe(204);
     expect((await t.call("GET", "/api/auth/me", { token })).status).toBe(401);
     expect((await t.call("DELETE", `/api/tokens/${id}`, { cookie: user })).status).toBe(404);
+  });
+
+  it("expires after 90 days unless told otherwise, and an expired token no longer works", async () => {
+    const before = Date.now();
+    const standard = await t.call("POST", "/api/tokens", { cookie: user, json: { name: "std" } });
+    expect(standard.status).toBe(201);
+    const expiresAt = Date.parse(standard.body.expiresAt);
+    const day = 24 * 60 * 60 * 1000;
+    expect(expiresAt).toBeGreaterThanOrEqual(before + 90 * day);
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() + 90 * day);
+
+    const week = await t.call("POST", "/api/tokens", {
+      cookie: user,
+      json: { name: "week", expiresInDays: 7 },
+    });
+    expect(Date.parse(week.body.expiresAt)).toBeLessThanOrEqual(Date.now() + 7 * day);
+    const forever = await t.call("POST", "/api/tokens", {
+      cookie: user,
+      json: { name: "forever", expiresInDays: null },
+    });
+    expect(forever.body.expiresAt).toBeNull();
+
+    for (const expiresInDays of [0, -1, 1.5, 3651, "30"]) {
+      const bad = await t.call("POST", "/api/tokens", {
+        cookie: user,
+        json: { name: "bad", expiresInDays },
+      });
+      expect(bad.status, String(expiresInDays)).toBe(400);
+      expect(bad.body.details[0].path).toBe("expiresInDays");
+    }
+
+    // The week is over: the token is refused, and the list says so.
+    expect((await t.call("GET", "/api/auth/me", { token: week.body.token })).status).toBe(200);
+    await t.deps.db.update(apiTokens).set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(apiTokens.id, week.body.id));
+    expect((await t.call("GET", "/api/auth/me", { token: week.body.token })).status).toBe(401);
+    expect((await t.call("GET", "/api/auth/me", { token: forever.body.token })).status).toBe(200);
+    const list = await t.call("GET", "/api/tokens", { cookie: user });
+    expect(list.body.find((row: any) => row.id === week.body.id).expiresAt).not.toBeNull();
+    const page = await t.call("GET", "/tokens", { cookie: user });
+    const row = page.text.slice(page.text.indexOf(`id="token-${week.body.id}"`));
+    expect(row.slice(0, row.indexOf("</tr>"))).toContain("Expired");
+    for (const id of [standard.body.id, week.body.id, forever.body.id]) {
+      await t.call("DELETE", `/api/tokens/${id}`, { cookie: user });
+    }
   });
 
   it("refuses a malformed or unknown bearer token even with a valid cookie", async () => {

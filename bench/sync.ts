@@ -26,14 +26,10 @@ import { createSource } from "../routes/data_sources.ts";
 import { writeSyncSettings } from "../sync/settings.ts";
 import { verifyKeyring } from "../vault/keys.ts";
 import { createVault, generateKeyHex, parseKeyring } from "../vault/mod.ts";
+import { startTaskV8Flags } from "./_start_flags.ts";
 
 const ROWS = Number(Deno.env.get("BENCH_ROWS") ?? 1_000_000);
 const LARGE_ROWS = Number(Deno.env.get("BENCH_LARGE_ROWS") ?? 4_000_000);
-/** The V8 flags `deno task start` runs the app with (deno.json), so the child runs as the app. */
-async function startTaskV8Flags(): Promise<string> {
-  const deno = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  return /--v8-flags=(\S+)/.exec(deno.tasks.start)?.[1] ?? "";
-}
 /** V8 flags for the sync child: the start task's, unless BENCH_CHILD_V8_FLAGS tries others. */
 const CHILD_V8_FLAGS = Deno.env.get("BENCH_CHILD_V8_FLAGS") ?? await startTaskV8Flags();
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 3);

@@ -9,7 +9,7 @@
  */
 import { eq } from "drizzle-orm";
 import type { Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { dataSources, sessions } from "../../db/schema.ts";
 import {
   launchBrowser,
@@ -47,6 +47,17 @@ beforeAll(async () => {
   page = await browser.newPage(app.baseUrl);
   shots = await screenshotDir();
   downloads = await Deno.makeTempDir({ prefix: "dafel-walk-downloads-" });
+});
+
+// A step that fails says where the page was and what it showed, and keeps a picture of it:
+// a timeout alone does not tell which wait never ended.
+beforeEach((context) => {
+  context.onTestFailed(async () => {
+    if (!page) return;
+    const text = await page.locator("main").innerText({ timeout: 2_000 }).catch(() => "");
+    console.error(`walk step failed at ${page.url()}; the page showed:\n${text.slice(0, 2_000)}`);
+    await page.screenshot({ path: `${shots}/failed-step.png`, fullPage: true }).catch(() => {});
+  });
 });
 
 afterAll(async () => {

@@ -134,29 +134,25 @@ export async function changePassword(
   input: z.infer<typeof changePasswordSchema>,
 ): Promise<PasswordChangeOutcome> {
   const user = currentUser(c);
+  const record = (outcome: "success" | "failure" | "denied", details: Record<string, unknown>) =>
+    audit(c, deps, {
+      action: "PASSWORD_CHANGE",
+      entityType: "User",
+      entityId: user.id,
+      outcome,
+      details,
+    });
   try {
     await deps.limiters.login.consume(`password|${user.id}`);
   } catch (error) {
     if (!(error instanceof RateLimiterRes)) throw error;
-    await audit(c, deps, {
-      action: "PASSWORD_CHANGE",
-      entityType: "User",
-      entityId: user.id,
-      outcome: "denied",
-      details: { reason: "rate_limited" },
-    });
+    await record("denied", { reason: "rate_limited" });
     return { ok: false, error: tooManyRequests(error.msBeforeNext / 1000) };
   }
   const [row] = await deps.db.select({ passwordHash: users.passwordHash }).from(users)
     .where(eq(users.id, user.id));
   if (!row || !await verifyPassword(row.passwordHash, input.currentPassword)) {
-    await audit(c, deps, {
-      action: "PASSWORD_CHANGE",
-      entityType: "User",
-      entityId: user.id,
-      outcome: "failure",
-      details: { reason: "wrong_current_password" },
-    });
+    await record("failure", { reason: "wrong_current_password" });
     const message = "Current password is incorrect";
     return {
       ok: false,
@@ -171,13 +167,7 @@ export async function changePassword(
     password: input.newPassword,
     keepSessionId: credential?.kind === "session" ? credential.sessionId : undefined,
   });
-  await audit(c, deps, {
-    action: "PASSWORD_CHANGE",
-    entityType: "User",
-    entityId: user.id,
-    outcome: "success",
-    details: { sessionsEnded },
-  });
+  await record("success", { sessionsEnded });
   return { ok: true, sessionsEnded };
 }
 

@@ -31,7 +31,15 @@ export function Layout(props: LayoutProps) {
         <head>
           <meta charset="utf-8" />
           <meta name="viewport" content="width=device-width, initial-scale=1" />
-          <meta name="htmx-config" content='{"includeIndicatorStyles":false}' />
+          {
+            /* defaultSettleDelay 0: what htmx swaps in answers clicks and changes at once. With
+              its default 20 ms, a control used right after a swap had no htmx behaviour yet
+              (the browser walk hit that window under load); no style here animates settling. */
+          }
+          <meta
+            name="htmx-config"
+            content='{"includeIndicatorStyles":false,"defaultSettleDelay":0}'
+          />
           <title>{props.title} · Dafel Data Sources</title>
           <link rel="stylesheet" href="/static/app.css" />
           <link rel="icon" href="/static/favicon.svg" type="image/svg+xml" />

@@ -5,9 +5,9 @@
  * check put in ERROR, are tried again with exponential backoff (30 s, 1 min, 2 min, ... up
  * to 30 min) until they answer; one a user's own test found broken waits for the user.
  */
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { type OperationDeps, testSource } from "../connectors/operations.ts";
-import type { Db } from "../db/mod.ts";
+import { type Db, queryRows } from "../db/mod.ts";
 import { connectionTests, dataSources, jobs } from "../db/schema.ts";
 import { jobValues } from "./jobs.ts";
 import type { JobOutcome } from "./runner.ts";
@@ -22,29 +22,42 @@ export function healthBackoffMs(failures: number, intervalMs = HEALTH_INTERVAL_M
   return Math.min(intervalMs * 2 ** (failures - 1), MAX_HEALTH_BACKOFF_MS);
 }
 
+/** Tests looked at to count a source's failures in a row (enough for the longest pause). */
+const RECENT_TESTS = 12;
+
 /**
  * Sources due for another try: DISCONNECTED ones, and those in ERROR that a health check
- * (not a user) put there.
+ * (not a user) put there. One query for all of them, each with its newest tests, since the
+ * scheduler asks every few seconds on every instance.
  */
 async function brokenSourcesDue(db: Db, now: number, intervalMs: number): Promise<string[]> {
-  const broken = await db.select({
-    id: dataSources.id,
-    status: dataSources.status,
-    lastTest: dataSources.lastConnectionTest,
-  }).from(dataSources).where(inArray(dataSources.status, ["ERROR", "DISCONNECTED"]));
+  const rows = await queryRows<{
+    id: string;
+    status: "ERROR" | "DISCONNECTED";
+    last_test: Date | string | null;
+    success: boolean;
+    trigger: string;
+  }>(
+    db,
+    sql`select s.id, s.status, s.last_connection_test as last_test, t.success, t.trigger
+      from ${dataSources} s
+      cross join lateral (
+        select c.success, c.trigger, c.tested_at from ${connectionTests} c
+        where c.data_source_id = s.id order by c.tested_at desc limit ${RECENT_TESTS}
+      ) t
+      where s.status in ('ERROR', 'DISCONNECTED')
+      order by s.id, t.tested_at desc`,
+  );
+  const bySource = Map.groupBy(rows, (row) => row.id);
   const due: string[] = [];
-  for (const source of broken) {
-    const recent = await db.select({
-      success: connectionTests.success,
-      trigger: connectionTests.trigger,
-    }).from(connectionTests).where(eq(connectionTests.dataSourceId, source.id))
-      .orderBy(desc(connectionTests.testedAt)).limit(12);
-    if (!recent[0] || recent[0].success) continue;
-    if (source.status === "ERROR" && recent[0].trigger !== "health") continue;
+  for (const [id, recent] of bySource) {
+    const [newest] = recent;
+    if (newest.success) continue;
+    if (newest.status === "ERROR" && newest.trigger !== "health") continue;
     let failures = 0;
     while (failures < recent.length && !recent[failures].success) failures++;
-    const last = source.lastTest?.getTime() ?? 0;
-    if (last + healthBackoffMs(failures, intervalMs) <= now) due.push(source.id);
+    const last = newest.last_test ? new Date(newest.last_test).getTime() : 0;
+    if (last + healthBackoffMs(failures, intervalMs) <= now) due.push(id);
   }
   return due;
 }

@@ -321,6 +321,33 @@ const uploadBodyLimit = bodyLimit({
 });
 
 /**
+ * A form posted with a file and no JavaScript: the file is stored (uploadFiles) and the same
+ * form comes back, as posted, with the stored path in its field or the refusal next to it.
+ */
+async function uploadAndRender(
+  c: Context<AppEnv>,
+  deps: AppDeps,
+  context: FormContext,
+  body: Body,
+): Promise<Response> {
+  const submission = readSubmission(context.fields, body);
+  const uploaded = await uploadFiles(c, deps, context, body);
+  c.header("HX-Push-Url", "false");
+  return c.html(
+    await formPage(deps, context, {
+      name: submission.name,
+      description: submission.description,
+      values: { ...submission.values, ...uploaded.values },
+      errors: uploaded.errors,
+      // Only the new-source form offers the demo; an edit form never sets it.
+      demoApplied: submission.demo,
+      uploadNotice: uploaded.notice,
+    }),
+    uploaded.errors.length ? 400 : 200,
+  );
+}
+
+/**
  * The upload of a form without JavaScript (the script posts to /api/files instead): each file
  * field's file is stored by the same function as POST /api/files, and the form comes back as
  * posted with the stored path in the field, or the refusal next to it.
@@ -409,21 +436,7 @@ export function sourceFormPages(deps: AppDeps) {
     const body = await formBody(c);
     const type = typeSchema.safeParse(field(body, "type"));
     if (!type.success) return seeOther(c, "/data-sources/new");
-    const context = contextFor(currentUser(c), type.data);
-    const submission = readSubmission(context.fields, body);
-    const uploaded = await uploadFiles(c, deps, context, body);
-    c.header("HX-Push-Url", "false");
-    return c.html(
-      await formPage(deps, context, {
-        name: submission.name,
-        description: submission.description,
-        values: { ...submission.values, ...uploaded.values },
-        errors: uploaded.errors,
-        demoApplied: submission.demo,
-        uploadNotice: uploaded.notice,
-      }),
-      uploaded.errors.length ? 400 : 200,
-    );
+    return await uploadAndRender(c, deps, contextFor(currentUser(c), type.data), body);
   });
 
   app.post("/data-sources/new/test", async (c) => {
@@ -540,21 +553,8 @@ export function sourceFormPages(deps: AppDeps) {
   app.post("/data-sources/:id/edit/upload", uploadBodyLimit, async (c) => {
     const user = currentUser(c);
     const source = await loadSource(deps, user, c.req.param("id"));
-    const context = contextFor(user, source.type, source);
     const body = await formBody(c);
-    const submission = readSubmission(context.fields, body);
-    const uploaded = await uploadFiles(c, deps, context, body);
-    c.header("HX-Push-Url", "false");
-    return c.html(
-      await formPage(deps, context, {
-        name: submission.name,
-        description: submission.description,
-        values: { ...submission.values, ...uploaded.values },
-        errors: uploaded.errors,
-        uploadNotice: uploaded.notice,
-      }),
-      uploaded.errors.length ? 400 : 200,
-    );
+    return await uploadAndRender(c, deps, contextFor(user, source.type, source), body);
   });
 
   app.post("/data-sources/:id/edit/test", async (c) => {

@@ -129,6 +129,19 @@ function schemaState(latest: { discovery: Discovery; discoveredAt: Date } | null
 }
 
 /** The stream a preview asks for: its label (`public.orders`) or bare name. */
+/** The preview section emptied (out of band) after a discovery changed its table choices. */
+function FreshPreview(props: { sourceId: string; discovery: Discovery }) {
+  return (
+    <PreviewSection
+      sourceId={props.sourceId}
+      streams={props.discovery.streams}
+      state={{ kind: "none" }}
+      limit={50}
+      oob
+    />
+  );
+}
+
 function streamFor(discovery: Discovery | undefined, label: string) {
   if (!discovery) return undefined;
   return discovery.streams.find((stream) => streamLabel(stream) === label) ??
@@ -294,15 +307,7 @@ export function sourcePages(deps: AppDeps) {
           <StatusFacts source={sanitize(fresh)} oob />
           <ChartBlock tests={tests} oob />
           {latest && <SchemaSection sourceId={source.id} state={schemaState(latest)} oob />}
-          {latest && (
-            <PreviewSection
-              sourceId={source.id}
-              streams={latest.discovery.streams}
-              state={{ kind: "none" }}
-              limit={50}
-              oob
-            />
-          )}
+          {latest && <FreshPreview sourceId={source.id} discovery={latest.discovery} />}
         </>,
         status,
       );
@@ -338,15 +343,7 @@ export function sourcePages(deps: AppDeps) {
       return c.html(
         <>
           <SchemaSection sourceId={source.id} state={schemaState(latest)} error={error} />
-          {latest && (
-            <PreviewSection
-              sourceId={source.id}
-              streams={latest.discovery.streams}
-              state={{ kind: "none" }}
-              limit={50}
-              oob
-            />
-          )}
+          {latest && <FreshPreview sourceId={source.id} discovery={latest.discovery} />}
         </>,
       );
     }

@@ -22,6 +22,7 @@ import {
   saveStateParams,
   STAGING_TABLES_SQL,
   stagingLogId,
+  type StreamState,
 } from "./destination.ts";
 import {
   type ColumnChange,
@@ -177,6 +178,42 @@ async function copyInto(
   }
 }
 
+/**
+ * An incremental load's frame, the same for rows and COPY text: the target table ready with
+ * its key, a reserved session holding a temporary incoming table like it, and, once `load`
+ * has upserted its rows, the table's row count saved with the cursor `load` reached. The
+ * incoming table is dropped and the session released however the load ends.
+ */
+async function upsertThroughIncoming(
+  client: postgres.Sql,
+  options: { plan: TablePlan; state: StreamState },
+  load: (incoming: {
+    session: postgres.ReservedSql;
+    table: string;
+    target: string;
+    key: string[];
+  }) => Promise<{ records: number; cursor: unknown }>,
+): Promise<LoadResult> {
+  const { plan, state } = options;
+  const key = await client.begin((tx) => prepareTarget(tx, plan));
+  const target = qualified(plan.schema, plan.table);
+  const session = await client.reserve();
+  const table = incomingName();
+  try {
+    await createIncoming(session, { incoming: table, target });
+    const { records, cursor } = await load({ session, table, target, key });
+    const [{ count }] = await session.unsafe<{ count: string }[]>(
+      `select count(*) as count from ${target}`,
+    );
+    const rowCount = Number(count);
+    await session.unsafe(SAVE_STATE_SQL, saveStateParams(state, { rowCount, cursor }));
+    return { records, rowCount, cursor };
+  } finally {
+    await session.unsafe(`drop table if exists ${table}`).catch(() => {});
+    session.release();
+  }
+}
+
 /** The PostgreSQL destination over a postgres.js client. */
 export function postgresDestination(client: postgres.Sql): Destination {
   return {
@@ -239,14 +276,10 @@ export function postgresDestination(client: postgres.Sql): Destination {
 
     async upsert(options) {
       const { plan, state } = options;
-      const key = await client.begin((tx) => prepareTarget(tx, plan));
-      const target = qualified(plan.schema, plan.table);
-      const session = await client.reserve();
-      const incoming = incomingName();
-      let records = 0;
-      let cursor = options.startCursor;
-      try {
-        await createIncoming(session, { incoming, target });
+      return await upsertThroughIncoming(client, { plan, state }, async (incoming) => {
+        const { session, target, key } = incoming;
+        let records = 0;
+        let cursor = options.startCursor;
         for await (const rows of options.batches) {
           await session.unsafe("begin");
           let copy;
@@ -254,14 +287,14 @@ export function postgresDestination(client: postgres.Sql): Destination {
             const changes = followBatch(plan, rows);
             if (changes.length) {
               await applyChanges(session, target, changes);
-              await applyChanges(session, incoming, changes);
+              await applyChanges(session, incoming.table, changes);
             }
-            copy = await openCopy(session, incoming, { columns: plan.columns });
+            copy = await openCopy(session, incoming.table, { columns: plan.columns });
             await copy.write(copyText(rows, plan.columns));
             await copy.finish();
             copy = undefined;
-            await session.unsafe(upsertSql(plan, incoming, key));
-            await session.unsafe(`truncate ${incoming}`);
+            await session.unsafe(upsertSql(plan, incoming.table, key));
+            await session.unsafe(`truncate ${incoming.table}`);
             const reached = options.cursorField
               ? maxCursor(rows, { current: cursor, ...cursorOf(plan, options.cursorField) })
               : cursor;
@@ -279,16 +312,8 @@ export function postgresDestination(client: postgres.Sql): Destination {
           records += rows.length;
           await options.onBatch(records);
         }
-        const [{ count }] = await session.unsafe<{ count: string }[]>(
-          `select count(*) as count from ${target}`,
-        );
-        const rowCount = Number(count);
-        await session.unsafe(SAVE_STATE_SQL, saveStateParams(state, { rowCount, cursor }));
-        return { records, rowCount, cursor };
-      } finally {
-        await session.unsafe(`drop table if exists ${incoming}`).catch(() => {});
-        session.release();
-      }
+        return { records, cursor };
+      });
     },
 
     copy: {
@@ -308,41 +333,25 @@ export function postgresDestination(client: postgres.Sql): Destination {
 
       async upsert(options) {
         const { plan, state } = options;
-        const key = await client.begin((tx) => prepareTarget(tx, plan));
-        const target = qualified(plan.schema, plan.table);
-        const session = await client.reserve();
-        const incoming = incomingName();
-        try {
-          await createIncoming(session, { incoming, target });
+        return await upsertThroughIncoming(client, { plan, state }, async (incoming) => {
+          const { session, key } = incoming;
           await session.unsafe("begin");
-          let loaded;
           try {
-            loaded = await copyInto(session, { ...options, target: incoming });
-            await session.unsafe(upsertSql(plan, incoming, key));
+            const loaded = await copyInto(session, { ...options, target: incoming.table });
+            await session.unsafe(upsertSql(plan, incoming.table, key));
             // The source's high-water mark of exactly these rows; none past the start: keep it.
-            loaded.cursor = loaded.cursor ?? options.startCursor;
+            const cursor = loaded.cursor ?? options.startCursor;
             await session.unsafe(
               SAVE_STATE_SQL,
-              saveStateParams(state, { rowCount: null, cursor: loaded.cursor }),
+              saveStateParams(state, { rowCount: null, cursor }),
             );
             await session.unsafe("commit");
+            return { records: loaded.records, cursor };
           } catch (error) {
             await session.unsafe("rollback").catch(() => {});
             throw error;
           }
-          const [{ count }] = await session.unsafe<{ count: string }[]>(
-            `select count(*) as count from ${target}`,
-          );
-          const rowCount = Number(count);
-          await session.unsafe(
-            SAVE_STATE_SQL,
-            saveStateParams(state, { rowCount, cursor: loaded.cursor }),
-          );
-          return { records: loaded.records, rowCount, cursor: loaded.cursor };
-        } finally {
-          await session.unsafe(`drop table if exists ${incoming}`).catch(() => {});
-          session.release();
-        }
+        });
       },
     },
 

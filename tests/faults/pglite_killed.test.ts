@@ -17,6 +17,7 @@ import { openDatabase, queryRows } from "../../db/mod.ts";
 import { INTERRUPTED } from "../../sync/jobs.ts";
 import { destinationSchema, STAGING_PREFIX } from "../../sync/naming.ts";
 import { createScratchDatabase } from "../helpers/app.ts";
+import { SLOW_FEED_SQL } from "../helpers/pg_cluster.ts";
 import { recordDatabase } from "../helpers/secret_scan.ts";
 import { waitFor } from "../helpers/sync.ts";
 import { type AppProcess, freePort, logIn, startAppProcess } from "./_app_process.ts";
@@ -36,16 +37,6 @@ let slowId: string;
 let killedRunId: string;
 const acknowledged: { id: string; name: string }[] = [];
 
-/** `feed` yields its rows as slowly as `knobs` says: a sync of it runs until the kill. */
-const REMOTE_SQL = `
-create table knobs (rows int not null, delay float8 not null);
-insert into knobs values (1000, 0);
-create view feed as
-  select g as id, 'feed ' || g as label
-  from knobs k cross join generate_series(1, k.rows) g
-  where k.delay = 0 or pg_sleep(k.delay) is not null;
-`;
-
 async function runOf(sourceId: string, logId: string): Promise<any> {
   const reply = await app!.call("GET", `/api/data-sources/${sourceId}/sync-logs/${logId}`, {
     cookie,
@@ -62,7 +53,7 @@ async function createSource(body: Record<string, unknown>): Promise<string> {
 beforeAll(async () => {
   scratch = await createScratchDatabase();
   remote = postgres(scratch.url, { max: 1, onnotice: () => {} });
-  await remote.unsafe(REMOTE_SQL);
+  await remote.unsafe(SLOW_FEED_SQL);
   dataDir = await Deno.makeTempDir({ prefix: "dafel-fault-pglite-" });
   env = {
     DATA_DIR: dataDir,

@@ -22,7 +22,12 @@ import { breakerState } from "../../connectors/operations.ts";
 import { postgres as connector } from "../../connectors/postgres.ts";
 import type { ConnectorContext } from "../../connectors/types.ts";
 import { destinationSchema, STAGING_PREFIX } from "../../sync/naming.ts";
-import { createPgCluster, type PgCluster, type StopMode } from "../helpers/pg_cluster.ts";
+import {
+  createPgCluster,
+  type PgCluster,
+  SLOW_FEED_SQL,
+  type StopMode,
+} from "../helpers/pg_cluster.ts";
 import {
   createSource,
   rawRows,
@@ -48,13 +53,7 @@ let app: Awaited<ReturnType<typeof startSyncApp>>;
 const TARGET_SQL = `
 create table items (id int primary key, label text not null);
 insert into items select g, 'item ' || g from generate_series(1, 2000) g;
-create table knobs (rows int not null, delay float8 not null);
-insert into knobs values (1000, 0);
-create view feed as
-  select g as id, 'feed ' || g as label
-  from knobs k cross join generate_series(1, k.rows) g
-  where k.delay = 0 or pg_sleep(k.delay) is not null;
-`;
+${SLOW_FEED_SQL}`;
 
 beforeAll(async () => {
   cluster = await createPgCluster();

@@ -16,6 +16,19 @@ const BIN = Deno.env.get("PG_BIN") ?? "/usr/lib/postgresql/15/bin";
 const PREFIX = "dafel-pg-cluster-";
 const OWNER_FILE = "owner.pid";
 
+/**
+ * A source view that yields `knobs.rows` rows, sleeping `knobs.delay` seconds on each: a
+ * sync of `feed` is still running when a test stops a server or kills a process.
+ */
+export const SLOW_FEED_SQL = `
+create table knobs (rows int not null, delay float8 not null);
+insert into knobs values (1000, 0);
+create view feed as
+  select g as id, 'feed ' || g as label
+  from knobs k cross join generate_series(1, k.rows) g
+  where k.delay = 0 or pg_sleep(k.delay) is not null;
+`;
+
 export type StopMode = "fast" | "immediate";
 
 export type PgCluster = {

@@ -527,11 +527,7 @@ function connectionStages(tls: boolean): StageName[] {
 
 /** Ways a pooled connection ends when the server drops it (restart, shutdown, idle cut). */
 const DROPPED_CODES = new Set([
-  "ECONNRESET",
-  "EPIPE",
-  "ECONNABORTED",
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
+  ...CLOSED_CODES,
   "CONNECTION_DESTROYED",
   "57P01", // admin_shutdown
   "57P02", // crash_shutdown

@@ -536,7 +536,10 @@ export function makeJsonSafe(row: Record<string, unknown>): Record<string, unkno
 
 /**
  * A Readable's end and failure as state a pull loop reads between its read() calls, and a
- * promise for its next event (readable, end, error or close). `stop` removes the listeners.
+ * promise for its next event (readable, end, error or close). `stop` removes the listeners
+ * but the error one: a driver may still destroy the stream with an error after its reader
+ * has gone (postgres.js does when a connection it is ending still holds a COPY), and an
+ * 'error' event without a listener ends the process.
  */
 export function watchReadable(stream: Readable) {
   const state: { ended: boolean; failure: { error: unknown } | null } = {
@@ -566,7 +569,6 @@ export function watchReadable(stream: Readable) {
     stop() {
       stream.off("readable", poke);
       stream.off("end", onEnd);
-      stream.off("error", onError);
       stream.off("close", poke);
     },
   };

@@ -89,7 +89,9 @@ export async function* drained<T>(readable: Readable): AsyncGenerator<T[]> {
       await new Promise<void>((resolve) => (wake = resolve));
     }
   } finally {
-    readable.off("readable", notify).off("end", onEnd).off("close", onEnd).off("error", onError);
+    // The error listener stays: a stream destroyed with an error after its reader has gone
+    // would otherwise end the process.
+    readable.off("readable", notify).off("end", onEnd).off("close", onEnd);
   }
 }
 

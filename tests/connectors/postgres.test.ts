@@ -585,6 +585,68 @@ describe("PostgreSQL preview and read", () => {
   });
 });
 
+describe("PostgreSQL reads abandoned midway", () => {
+  /**
+   * Errors that reached no handler: postgres.js destroys a COPY stream with an error when the
+   * connection it ends still holds it, and an 'error' event nobody listens to ends the process.
+   */
+  function collectEscapes() {
+    const escaped: unknown[] = [];
+    const onError = (event: ErrorEvent) => {
+      event.preventDefault();
+      escaped.push(event.error);
+    };
+    const onRejection = (event: PromiseRejectionEvent) => {
+      event.preventDefault();
+      escaped.push(event.reason);
+    };
+    globalThis.addEventListener("error", onError);
+    globalThis.addEventListener("unhandledrejection", onRejection);
+    return {
+      escaped,
+      stop() {
+        globalThis.removeEventListener("error", onError);
+        globalThis.removeEventListener("unhandledrejection", onRejection);
+      },
+    };
+  }
+
+  beforeAll(async () => {
+    await admin.unsafe(`create table public.copy_many (id int primary key, label text);
+      insert into public.copy_many select g, repeat('x', 100) from generate_series(1, 100000) g`);
+  });
+  afterAll(async () => {
+    await admin.unsafe("drop table if exists public.copy_many");
+  });
+
+  for (const way of ["abort, then return", "return only"] as const) {
+    it(`ends a COPY read left between two chunks (${way}) with nothing escaping`, async () => {
+      const target = source();
+      const escapes = collectEscapes();
+      try {
+        const controller = new AbortController();
+        const reader = postgres.copyOut(target, {
+          stream: { schema: "public", name: "copy_many" },
+          columns: [{ name: "id" }, { name: "label" }],
+          signal: controller.signal,
+        }, ctx);
+        const first = await reader.next();
+        expect(first.done).toBe(false);
+        // The reader is suspended where it handed out a chunk, with more on the way: a
+        // cancelled sync leaves it exactly there.
+        if (way === "abort, then return") controller.abort(new Error("cancelled"));
+        await reader.return(undefined as never);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(escapes.escaped).toEqual([]);
+        expect(await dafelSessionsOnceSettled(0)).toBe(0);
+      } finally {
+        escapes.stop();
+        await postgres.close(target.id);
+      }
+    });
+  }
+});
+
 /** Sessions of the app in the scratch database, after waiting for closed ones to end. */
 async function dafelSessionsOnceSettled(expected: number): Promise<number> {
   let n = -1;

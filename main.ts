@@ -21,7 +21,7 @@ import type { AppDeps } from "./routes/_env.ts";
 import { metricsResponse } from "./routes/health.ts";
 import { createApp } from "./routes/mod.ts";
 import { recoverInterruptedWork, startSyncEngine, type SyncEngine } from "./sync/mod.ts";
-import { configureLogging, log } from "./telemetry.ts";
+import { configureLogging, installProcessGuards, log } from "./telemetry.ts";
 import { openVault } from "./vault/keys.ts";
 import type { Vault } from "./vault/mod.ts";
 
@@ -157,6 +157,7 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   await configureLogging({ level: config.logLevel });
+  installProcessGuards();
   try {
     const running = await start(config);
     const stop = async () => {

@@ -2,6 +2,7 @@
  * Logs (LogTape, one JSON object per line, secret fields redacted) and metrics
  * (prom-client). Both are process-wide, set up once at start.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import {
   configure,
   getJsonLinesFormatter,
@@ -32,6 +33,17 @@ export type LoggingOptions = {
   write?: (line: string) => void;
 };
 
+/**
+ * What the code running now belongs to (a request's id, a sync run's source and log):
+ * added to every log line written inside it, and to the report of an error that escapes.
+ */
+const context = new AsyncLocalStorage<Record<string, unknown>>();
+
+/** Runs `work` with `properties` added to every log line it writes (also after awaits). */
+export function withLogContext<T>(properties: Record<string, unknown>, work: () => T): T {
+  return context.run({ ...context.getStore(), ...properties }, work);
+}
+
 /** Configures LogTape for the process: JSON lines, secrets redacted. */
 export async function configureLogging(options: LoggingOptions): Promise<void> {
   const formatter = getJsonLinesFormatter({ properties: "flatten", message: "rendered" });
@@ -40,6 +52,7 @@ export async function configureLogging(options: LoggingOptions): Promise<void> {
   const jsonLines: Sink = (record) => write(formatter(record));
   await configure({
     reset: true,
+    contextLocalStorage: context,
     sinks: {
       out: redactByField(jsonLines, {
         fieldPatterns: SECRET_FIELDS,
@@ -56,6 +69,64 @@ export async function configureLogging(options: LoggingOptions): Promise<void> {
 /** A logger under the app's category: `log("http")` → `dafel.http`. */
 export function log(...category: string[]): Logger {
   return getLogger(["dafel", ...category]);
+}
+
+/**
+ * Errors after which the process cannot go on: the embedded database's WebAssembly
+ * instance has aborted (its memory is in an unknown state and every later query would
+ * fail or, worse, answer wrongly). A supervisor should start the process again.
+ */
+export function leavesProcessUnusable(error: unknown): boolean {
+  return error instanceof WebAssembly.RuntimeError;
+}
+
+/**
+ * The last line of defence: an error no code handled (a rejected promise nobody awaited, a
+ * throw from a timer or an event without a listener) is logged once, with its stack and the
+ * request or run it came from where that is known, and the process keeps serving. Only an
+ * error that leaves the process unusable ends it, with exit code 1. Every such error is a
+ * bug of ours: each one logged here should be fixed where it starts.
+ */
+export function installProcessGuards(options: { exit?: (code: number) => void } = {}): {
+  remove(): void;
+} {
+  const exit = options.exit ?? ((code: number) => Deno.exit(code));
+  const logger = log("process");
+  const seen = new WeakSet<object>();
+  function report(error: unknown, kind: string) {
+    if (typeof error === "object" && error !== null) {
+      if (seen.has(error)) return;
+      seen.add(error);
+    }
+    const fields = {
+      kind,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      stack: error instanceof Error ? error.stack : undefined,
+      ...context.getStore(),
+    };
+    if (leavesProcessUnusable(error)) {
+      logger.fatal("An unhandled error left the process unusable; exiting", fields);
+      exit(1);
+      return;
+    }
+    logger.error("An error escaped every handler; the process goes on", fields);
+  }
+  const onRejection = (event: PromiseRejectionEvent) => {
+    event.preventDefault();
+    report(event.reason, "unhandled rejection");
+  };
+  const onError = (event: ErrorEvent) => {
+    event.preventDefault();
+    report(event.error ?? event.message, "uncaught exception");
+  };
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  globalThis.addEventListener("error", onError);
+  return {
+    remove() {
+      globalThis.removeEventListener("unhandledrejection", onRejection);
+      globalThis.removeEventListener("error", onError);
+    },
+  };
 }
 
 export const registry = new client.Registry();

@@ -1,7 +1,7 @@
 /** One JSON log line and the HTTP metrics for every request. */
 import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
-import { log, metrics } from "../telemetry.ts";
+import { log, metrics, withLogContext } from "../telemetry.ts";
 import type { AppEnv } from "./_env.ts";
 
 const logger = log("http");
@@ -10,7 +10,7 @@ export function observeRequests(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = performance.now();
     try {
-      await next();
+      await withLogContext({ requestId: c.get("requestId") }, next);
     } finally {
       const ms = performance.now() - started;
       const status = c.res.status;

@@ -25,7 +25,7 @@ import {
   syncStreamStates,
 } from "../db/schema.ts";
 import type { OperationDeps } from "../connectors/operations.ts";
-import { log as logger } from "../telemetry.ts";
+import { log as logger, withLogContext } from "../telemetry.ts";
 import { metrics } from "../telemetry.ts";
 import { boundedBatches, SourceReadError } from "./batches.ts";
 import { cursorFor, reviveCursor, type StoredCursor } from "./cursor.ts";
@@ -188,7 +188,10 @@ export async function runSyncJob(
 
   let end: RunEnd;
   try {
-    end = await syncSource(deps, { source, runLog, payload, signal: run.signal, tuning });
+    end = await withLogContext(
+      { syncLogId: runLog.id },
+      () => syncSource(deps, { source, runLog, payload, signal: run.signal, tuning }),
+    );
   } catch (error) {
     // Not a remote failure (those are results): a secret that no longer decrypts, the app
     // database gone mid-run, a bug. Still a recorded run, not a log left RUNNING.

@@ -6,7 +6,7 @@
  */
 import type { Db } from "../db/mod.ts";
 import type { Job } from "../db/schema.ts";
-import { log } from "../telemetry.ts";
+import { log, withLogContext } from "../telemetry.ts";
 import { claimJobs, finishJob, type JobStatus, releaseExpiredJobs, renewLease } from "./jobs.ts";
 
 /** Why a running job's signal aborted. */
@@ -110,7 +110,10 @@ export function startJobRunner(options: RunnerOptions): JobRunner {
     if (entry) entry.heartbeat = heartbeat;
     let outcome: JobOutcome;
     try {
-      outcome = await handler(job, { signal: controller.signal, instanceId });
+      outcome = await withLogContext(
+        { jobId: job.id, jobKind: job.kind, sourceId: job.dataSourceId ?? undefined },
+        () => handler(job, { signal: controller.signal, instanceId }),
+      );
     } catch (error) {
       outcome = {
         status: "failed",

@@ -987,6 +987,10 @@ export const mongodb = {
     }
     const size = Math.max(1, Math.floor(request.batchSize));
     const cursor = collection.find(filter, { sort, batchSize: size });
+    // A read stopped while it waits for documents kills its cursor now, while the client can
+    // still tell the server; a server left with it would hold it until the session expires.
+    const abandon = () => void cursor.close().catch(() => {});
+    request.signal?.addEventListener("abort", abandon, { once: true });
     try {
       let rows: Record<string, unknown>[] = [];
       while (true) {
@@ -1007,6 +1011,7 @@ export const mongodb = {
       request.signal?.throwIfAborted();
       if (rows.length) yield { rows };
     } finally {
+      request.signal?.removeEventListener("abort", abandon);
       await cursor.close().catch(() => {});
     }
   },

@@ -104,6 +104,8 @@ const TLS_WITH_LOGIN = "TLS handshake and login together: the driver runs them a
 
 type Pool = {
   pool: mysql2.Pool;
+  /** Ends each read in progress with the given error (the pool is closing). */
+  reads: Set<(error: Error) => void>;
   meter: ConnectionMeter;
   config: Config;
   secrets: Secrets;
@@ -199,10 +201,31 @@ function poolOf(settings: Settings, ctx: ConnectorContext): Promise<Pool> {
         attempt.pass("authenticate");
       }
     });
+    // Every connection, to end the busy ones when closing: mysql2's end() waits for the
+    // query a connection runs, and a read on a stalled link never finishes it.
+    const opened = new Set<{ destroy(): void }>();
+    pool.on("connection", (connection) => {
+      opened.add(connection);
+      connection.once("end", () => opened.delete(connection));
+    });
+    const reads = new Set<(error: Error) => void>();
     return Promise.resolve({
-      pool: { pool, meter, config, secrets, timeoutMs, tls: plan !== null },
+      pool: { pool, reads, meter, config, secrets, timeoutMs, tls: plan !== null },
       stats: () => meter.stats(),
-      close: () => pool.end(),
+      close: async () => {
+        // A read's connection is ended with the rest; the read learns why at once.
+        const closing = Object.assign(new Error("The source's connections were closed"), {
+          code: "PROTOCOL_CONNECTION_LOST",
+        });
+        for (const abandon of reads) abandon(closing);
+        const ended = pool.end().catch(() => {});
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<"late">((resolve) => (timer = setTimeout(resolve, 2_000, "late")));
+        const first = await Promise.race([ended, late]);
+        clearTimeout(timer);
+        // end() counts on every connection ending cleanly: a destroyed one never reports.
+        if (first === "late") { for (const connection of opened) connection.destroy(); }
+      },
     });
   });
 }
@@ -760,6 +783,24 @@ async function* read(
     size: batchSize,
     each: makeJsonSafe,
   });
+  // A read stopped while it waits for rows ends now, not once the next rows come (on a slow
+  // link, minutes later, holding the connection that closing the pool waits for).
+  const abandon = () => rows.destroy(abortError(request.signal!));
+  request.signal?.addEventListener("abort", abandon, { once: true });
+  // mysql2 tells a running query nothing when its connection ends under it (closed by us,
+  // or by the peer without an error): the read would wait for rows that never come.
+  const lost = (error?: unknown) => {
+    if (rows.destroyed) return;
+    rows.destroy(
+      error instanceof Error ? error : Object.assign(
+        new Error("Connection lost: The server closed the connection."),
+        { code: "PROTOCOL_CONNECTION_LOST" },
+      ),
+    );
+  };
+  pool.reads.add(lost);
+  core.once("end", lost);
+  core.once("error", lost);
   pool.meter.active++;
   try {
     while (true) {
@@ -769,7 +810,7 @@ async function* read(
         request.signal?.throwIfAborted();
         next = await batches.next();
       } catch (error) {
-        if (error instanceof DOMException && error.name === "AbortError") throw error;
+        if (request.signal?.aborted) throw abortError(request.signal);
         throw new ConnectorFailure(classify(error, context));
       }
       clearTimeout(watchdog);
@@ -778,6 +819,10 @@ async function* read(
     }
     finished = true;
   } finally {
+    request.signal?.removeEventListener("abort", abandon);
+    pool.reads.delete(lost);
+    core.off("end", lost);
+    core.off("error", lost);
     clearTimeout(watchdog);
     pool.meter.active--;
     // A result read only in part leaves the connection mid-protocol: drop it, and the
@@ -785,8 +830,27 @@ async function* read(
     if (!finished) rows.destroy();
     await batches.return();
     if (finished) connection.release();
-    else connection.destroy();
+    else {
+      connection.destroy();
+      // The server goes on with a query whose client has left until it next writes to it
+      // (a sort can take minutes first): stop it there too.
+      killQuery(pool.pool, core.threadId);
+    }
   }
+}
+
+/** The error a read stopped by its signal ends with. */
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error
+    ? signal.reason
+    : new DOMException("The read was stopped", "AbortError");
+}
+
+/** Asks the server to stop a connection's query; best effort (the pool may be closing). */
+function killQuery(pool: mysql2.Pool, threadId: number | null): void {
+  if (threadId === null) return;
+  withTimeout(pool.query("KILL QUERY ?", [threadId]), 5_000, () => new Error("kill timed out"))
+    .catch(() => {});
 }
 
 export const mysql = {

@@ -91,9 +91,24 @@ export async function* boundedBatches(
       if (next.value.rows.length) yield next.value.rows;
     }
   } finally {
-    if (!finished) {
-      // Not awaited: a connector that ignores the signal may never settle its pending read.
-      Promise.resolve(iterator.return?.()).catch(() => {});
-    }
+    if (!finished) await abandon(iterator);
   }
+}
+
+/** How long a stopped read may take to give back what it holds at the source. */
+export const ABANDON_WAIT_MS = 5_000;
+
+/**
+ * Ends a read stopped midway: its clean-up (a cursor killed, a connection ended) runs before
+ * the run reports itself stopped, so a shutdown that follows does not cut it short. Bounded:
+ * a connector that ignores its signal may never settle its pending read.
+ */
+export async function abandon(iterator: AsyncIterator<unknown>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ending = Promise.resolve(iterator.return?.()).catch(() => {});
+  await Promise.race([
+    ending,
+    new Promise((resolve) => (timer = setTimeout(resolve, ABANDON_WAIT_MS))),
+  ]);
+  clearTimeout(timer);
 }

@@ -9,7 +9,7 @@
  * else goes through `read` and the row loaders.
  */
 import type { Connector, CopyOutEnd, StreamRef } from "../connectors/types.ts";
-import { bounded, SourceReadError } from "./batches.ts";
+import { abandon, bounded, SourceReadError } from "./batches.ts";
 import type { CopyWriter } from "./copy_writer.ts";
 import type { Destination } from "./destination.ts";
 import type { TablePlan } from "./table_plan.ts";
@@ -104,9 +104,6 @@ export async function pumpCopy(
       }
     }
   } finally {
-    if (!finished) {
-      // Not awaited: a source stuck in a read settles only once its connection is gone.
-      source.return(undefined as never).catch(() => {});
-    }
+    if (!finished) await abandon(source);
   }
 }

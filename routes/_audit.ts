@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { getConnInfo } from "hono/deno";
 import { newId } from "../db/ids.ts";
 import { auditLogs, type AuditMetadata } from "../db/schema.ts";
+import type { Requester } from "../sync/records.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
 
 export type AuditEntry = {
@@ -28,6 +29,16 @@ export function clientIp(c: Context, deps: AppDeps): string | undefined {
     // In-process requests (tests, app.request) have no socket.
     return undefined;
   }
+}
+
+/** Who asked, for an audit row written later (when a run ends, by the run). */
+export function requesterOf(c: Context<AppEnv>, deps: AppDeps): Requester {
+  return {
+    userId: c.get("user")!.id,
+    ip: clientIp(c, deps),
+    userAgent: c.req.header("user-agent")?.slice(0, 512),
+    requestId: c.get("requestId"),
+  };
 }
 
 export async function audit(c: Context<AppEnv>, deps: AppDeps, entry: AuditEntry) {

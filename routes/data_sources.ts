@@ -20,8 +20,9 @@ import {
   type DataSource,
   dataSources,
 } from "../db/schema.ts";
+import { stopSourceRuns } from "../sync/mod.ts";
 import { openSecrets, sealSecrets } from "../vault/secrets.ts";
-import { audit } from "./_audit.ts";
+import { audit, requesterOf } from "./_audit.ts";
 import { currentUser, requireUser } from "./_auth.ts";
 import type { AppDeps, AppEnv, SessionUser } from "./_env.ts";
 import { ApiError, badRequest, forbidden, notFound } from "./_errors.ts";
@@ -245,6 +246,7 @@ export function dataSourcesApi(deps: AppDeps) {
 
   app.delete("/:id", async (c) => {
     const source = await loadSource(deps, currentUser(c), c.req.param("id"));
+    await stopSourceRuns(deps.db, { ...source, requester: requesterOf(c, deps) });
     await deps.db.delete(dataSources).where(eq(dataSources.id, source.id));
     await releaseSource(source.type, source.id);
     await audit(c, deps, {

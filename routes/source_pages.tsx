@@ -57,8 +57,9 @@ import {
   StatusFacts,
 } from "../views/source_detail.tsx";
 import { fieldLabels, type TestOutcome, TestResultPanel } from "../views/test_result.tsx";
+import { stopSourceRuns } from "../sync/mod.ts";
 import { SyncPanelSlot } from "../views/sync_panel.tsx";
-import { audit } from "./_audit.ts";
+import { audit, requesterOf } from "./_audit.ts";
 import { currentUser } from "./_auth.ts";
 import type { AppDeps, AppEnv, SessionUser } from "./_env.ts";
 import { ApiError } from "./_errors.ts";
@@ -370,7 +371,8 @@ export function sourcePages(deps: AppDeps) {
   app.post("/data-sources/:id/delete", async (c) => {
     const user = currentUser(c);
     const source = await loadSource(deps, user, c.req.param("id"));
-    // The same three steps as DELETE /api/data-sources/:id.
+    // The same steps as DELETE /api/data-sources/:id.
+    await stopSourceRuns(deps.db, { ...source, requester: requesterOf(c, deps) });
     await deps.db.delete(dataSources).where(eq(dataSources.id, source.id));
     await releaseSource(source.type, source.id);
     await audit(c, deps, {

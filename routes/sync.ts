@@ -9,11 +9,11 @@ import { z } from "zod";
 import { latestDiscovery } from "../connectors/operations.ts";
 import type { DataSource } from "../db/schema.ts";
 import { abortLocalJob, wakeLocalRunners } from "../sync/mod.ts";
-import { listRuns, type Requester, SYNC_MODES } from "../sync/records.ts";
+import { listRuns, SYNC_MODES } from "../sync/records.ts";
 import { cancelRun, requestSync } from "../sync/requests.ts";
 import { findRun, selectStreams } from "../sync/run.ts";
 import { readSyncSettings, syncSettingsInput, writeSyncSettings } from "../sync/settings.ts";
-import { audit, clientIp } from "./_audit.ts";
+import { audit, requesterOf } from "./_audit.ts";
 import { currentUser, requireUser } from "./_auth.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
 import { ApiError, badRequest, issuesToDetails, notFound } from "./_errors.ts";
@@ -74,16 +74,6 @@ export async function checkStreams(
       })),
     );
   }
-}
-
-/** Who asked, for the audit row written when the run ends. */
-export function requesterOf(c: Context<AppEnv>, deps: AppDeps): Requester {
-  return {
-    userId: currentUser(c).id,
-    ip: clientIp(c, deps),
-    userAgent: c.req.header("user-agent")?.slice(0, 512),
-    requestId: c.get("requestId"),
-  };
 }
 
 /** Queues a run for a user's request; 409 while another run of the source is active. */

@@ -12,7 +12,7 @@ import { cancelRun } from "../sync/requests.ts";
 import { findRun } from "../sync/run.ts";
 import { readSyncSettings, syncSettingsInput, writeSyncSettings } from "../sync/settings.ts";
 import { SyncPage, SyncPanel, type SyncPanelProps } from "../views/sync_panel.tsx";
-import { audit } from "./_audit.ts";
+import { audit, requesterOf } from "./_audit.ts";
 import { currentUser } from "./_auth.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
 import { ApiError, notFound } from "./_errors.ts";
@@ -138,7 +138,7 @@ export function syncPages(deps: AppDeps) {
     const outcome = await cancelRun(deps.db, {
       log: run,
       sourceType: source.type,
-      requester: { userId: currentUser(c).id },
+      requester: requesterOf(c, deps),
       abortLocal: (jobId) => abortLocalJob(jobId),
     });
     await audit(c, deps, {

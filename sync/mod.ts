@@ -4,13 +4,14 @@
  * this process (to wake them after a request, or stop a job they run).
  */
 import { eq, sql } from "drizzle-orm";
-import type { AppDatabase } from "../db/mod.ts";
-import { jobs } from "../db/schema.ts";
+import type { AppDatabase, Db } from "../db/mod.ts";
+import { type DataSourceType, jobs } from "../db/schema.ts";
 import { log } from "../telemetry.ts";
 import { metrics } from "../telemetry.ts";
 import { runHealthCheck } from "./health.ts";
 import { releaseExpiredJobs } from "./jobs.ts";
-import { failInterruptedRuns } from "./records.ts";
+import { activeRun, failInterruptedRuns, type Requester } from "./records.ts";
+import { cancelRun } from "./requests.ts";
 import { DEFAULT_TUNING, runSyncJob, type SyncDeps, type SyncTuning } from "./run.ts";
 import { type JobHandler, type JobRunner, startJobRunner, type StopReason } from "./runner.ts";
 import { cleanStaging, startScheduler } from "./scheduler.ts";
@@ -48,6 +49,26 @@ export function abortLocalJob(jobId: string, reason: StopReason = "cancelled"): 
   let found = false;
   for (const engine of localEngines) found = engine.runner.abortLocal(jobId, reason) || found;
   return found;
+}
+
+/**
+ * Cancels a source's queued or running sync, before the source is deleted: a run here stops
+ * at once (its reads are abandoned and their connections ended), one on another instance at
+ * its next heartbeat. Without this the run would only notice when its job row vanished with
+ * the source, as if its instance had died.
+ */
+export async function stopSourceRuns(
+  db: Db,
+  source: { id: string; type: DataSourceType; requester?: Requester },
+): Promise<void> {
+  const run = await activeRun(db, source.id);
+  if (!run) return;
+  await cancelRun(db, {
+    log: run,
+    sourceType: source.type,
+    requester: source.requester,
+    abortLocal: (jobId) => abortLocalJob(jobId),
+  });
 }
 
 /**

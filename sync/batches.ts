@@ -31,7 +31,11 @@ export function bounded<T>(
   options: { signal: AbortSignal; idleMs: number },
 ): Promise<T> {
   const { signal, idleMs } = options;
-  if (signal.aborted) return Promise.reject(stopped(signal));
+  if (signal.aborted) {
+    // Nobody waits for it any more: its failure (often this very abort) is not a new error.
+    promise.catch(() => {});
+    return Promise.reject(stopped(signal));
+  }
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
@@ -103,12 +107,15 @@ export const ABANDON_WAIT_MS = 5_000;
  * the run reports itself stopped, so a shutdown that follows does not cut it short. Bounded:
  * a connector that ignores its signal may never settle its pending read.
  */
-export async function abandon(iterator: AsyncIterator<unknown>): Promise<void> {
+export async function abandon(
+  iterator: AsyncIterator<unknown>,
+  options: { waitMs?: number } = {},
+): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const ending = Promise.resolve(iterator.return?.()).catch(() => {});
-  await Promise.race([
-    ending,
-    new Promise((resolve) => (timer = setTimeout(resolve, ABANDON_WAIT_MS))),
-  ]);
+  const waited = new Promise((resolve) => {
+    timer = setTimeout(resolve, options.waitMs ?? ABANDON_WAIT_MS);
+  });
+  await Promise.race([ending, waited]);
   clearTimeout(timer);
 }

@@ -1134,13 +1134,18 @@ function cursorLiteral(value: unknown): string {
  * the text one any PostgreSQL reads back the same: ISO dates, `postgres` intervals and
  * floats with every digit.
  */
-function copyConnection(pool: Pool, ctx: ConnectorContext): postgresJs.Sql {
+function copyConnection(
+  pool: Pool,
+  ctx: ConnectorContext,
+  sockets: Set<net.Socket>,
+): postgresJs.Sql {
   const { config, secrets, timeoutMs } = pool;
   const plan = tlsPlanOf(config);
   const options = driverOptions(config, secrets, async () => {
     // Not the pool's meter attempts: those time the stages of a connection test.
     const socket = await openSocket({ config, ctx, timeoutMs, plan });
     pool.meter.track(socket);
+    sockets.add(socket);
     return socket;
   }, timeoutMs);
   return postgresJs({
@@ -1201,13 +1206,21 @@ async function* copyOut(
 ): AsyncGenerator<Uint8Array, CopyOutEnd, undefined> {
   const pool = await poolOf(settings, ctx);
   const context = { config: pool.config, secrets: pool.secrets, stage: "query" as const };
-  const sql = copyConnection(pool, ctx);
+  const sockets = new Set<net.Socket>();
+  const sql = copyConnection(pool, ctx, sockets);
   const table = qualified(request.stream);
   const { cursor } = request;
   const past = cursor && cursor.after !== undefined && cursor.after !== null
     ? `${quoteIdentifier(cursor.column)} > ${cursorLiteral(cursor.after)}`
     : null;
-  const abandon = () => void sql.end({ timeout: 0 }).catch(() => {});
+  // Ending the driver only half-closes its socket: the server, still sending a COPY nobody
+  // reads, would wait on a full socket buffer for ever, holding its snapshot and locks. A
+  // read left before its end closes the socket outright, and the server ends the session.
+  let finished = false;
+  const abandon = () => {
+    void sql.end({ timeout: 0 }).catch(() => {});
+    for (const socket of sockets) socket.destroy();
+  };
   request.signal?.addEventListener("abort", abandon, { once: true });
   pool.meter.active++;
   try {
@@ -1237,6 +1250,7 @@ async function* copyOut(
     }
     try {
       yield* copyChunks(readable);
+      finished = true;
     } catch (error) {
       request.signal?.throwIfAborted();
       await closeIfDropped(error, settings.id);
@@ -1250,6 +1264,7 @@ async function* copyOut(
     // the socket paused once a COPY TO has ended with its buffer full, so a COMMIT's answer
     // would never be read. Every byte of the COPY has arrived once the stream has ended.
     await sql.end({ timeout: 0 }).catch(() => {});
+    if (!finished) abandon();
   }
 }
 
